@@ -1,0 +1,7 @@
+//! akamai-siem: pull security events from Akamai's SIEM API and hand them to Wazuh (or anything
+//! that reads JSON lines), losing none and sending none twice.
+//!
+//! Data flows one way: `cli` → `config` → `poll` → `api` (signed by `edgegrid`) → `decode` →
+//! `output`, with `checkpoint` remembering where the last run stopped.
+
+pub mod secret;
