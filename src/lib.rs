@@ -4,4 +4,6 @@
 //! Data flows one way: `cli` → `config` → `poll` → `api` (signed by `edgegrid`) → `decode` →
 //! `output`, with `checkpoint` remembering where the last run stopped.
 
+pub mod config;
 pub mod secret;
+pub mod timespec;

@@ -1,0 +1,147 @@
+//! Everything the tool is told, from four layers, resolved into validated settings.
+//!
+//! Layers, weakest first: the INI file's section (`[DEFAULT]` inherited), Akamai's `.edgerc`
+//! (credentials only), `AKAMAI_SIEM_*` environment variables, command-line flags. Each layer
+//! yields raw strings tagged with where they came from; one parser per key validates them, so an
+//! error always names the file, section, line, variable or flag to fix.
+
+mod ini;
+mod resolve;
+mod settings;
+
+pub use ini::{Ini, IniSyntaxError, IniValue};
+pub use resolve::{CredentialSource, DEFAULT_CONFIG_NAME, Environment, Overrides, Sources};
+pub use settings::*;
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File {
+        path: PathBuf,
+        section: String,
+        line: usize,
+    },
+    Env(String),
+    Flag(&'static str),
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File {
+                path,
+                section,
+                line,
+            } => write!(f, "{} [{section}] line {line}", path.display()),
+            Origin::Env(name) => write!(f, "environment variable {name}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+            Origin::Default => f.write_str("built-in default"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: `{key}` {problem}")]
+    Invalid {
+        key: &'static str,
+        origin: Origin,
+        problem: String,
+    },
+    #[error("`{key}` is not set: {hint}")]
+    Missing { key: &'static str, hint: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Syntax {
+        path: PathBuf,
+        source: IniSyntaxError,
+    },
+    #[error("{} has no section [{section}] (sections there: {available}); pass --section NAME", path.display())]
+    NoSection {
+        path: PathBuf,
+        section: String,
+        available: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Every setting, with its flag when it has one. Environment names are derived: `host` is read
+/// from `AKAMAI_SIEM_HOST`. Secrets have no flag: a flag is visible to every user in `ps`.
+pub struct Key {
+    pub name: &'static str,
+    pub flag: Option<&'static str>,
+    pub secret: bool,
+}
+
+const fn key(name: &'static str, flag: &'static str) -> Key {
+    Key {
+        name,
+        flag: Some(flag),
+        secret: false,
+    }
+}
+
+const fn file_only(name: &'static str) -> Key {
+    Key {
+        name,
+        flag: None,
+        secret: false,
+    }
+}
+
+const fn secret(name: &'static str) -> Key {
+    Key {
+        name,
+        flag: None,
+        secret: true,
+    }
+}
+
+pub const KEYS: &[Key] = &[
+    key("host", "--host"),
+    key("config_id", "--config-id"),
+    secret("client_token"),
+    secret("client_secret"),
+    secret("access_token"),
+    file_only("max_body"),
+    file_only("headers_to_sign"),
+    key("edgerc", "--edgerc"),
+    key("edgerc_section", "--edgerc-section"),
+    key("limit", "--limit"),
+    key("window", "--window"),
+    key("ca_file", "--ca-file"),
+    key("connect_timeout", "--connect-timeout"),
+    key("read_timeout", "--read-timeout"),
+    key("log_file", "--log-file"),
+    key("log_level", "--log-level"),
+    key("diagnostics", "--diagnostics"),
+    key("output", "--output"),
+    key("format", "--format"),
+    key("max_line_bytes", "--max-line-bytes"),
+    key("state_file", "--state"),
+    key("initial_lookback", "--initial-lookback"),
+    key("offset_ttl", "--offset-ttl"),
+    key("overlap", "--overlap"),
+    key("max_events", "--max-events"),
+    key("max_bytes", "--max-bytes"),
+    key("retry_budget", "--retry-budget"),
+    file_only("dedup_capacity"),
+    file_only("spool_dir"),
+];
+
+pub fn env_name(key: &str) -> String {
+    format!("AKAMAI_SIEM_{}", key.to_ascii_uppercase())
+}
+
+pub fn find_key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}

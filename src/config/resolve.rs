@@ -1,0 +1,578 @@
+//! Loading the layers and answering "what is the raw value of this key, and from where?".
+
+use super::{ConfigError, Ini, KEYS, Origin, env_name, find_key};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What the command line said, before any parsing of values.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub section: Option<String>,
+    /// `(key, raw value)` for every flag given; keys are names from [`KEYS`].
+    pub values: Vec<(&'static str, String)>,
+}
+
+/// The file name the Python wodle used; kept so its config works unchanged.
+pub const DEFAULT_CONFIG_NAME: &str = "akamai_config.ini";
+
+/// Keys that belong to an API client and so come from the same file as the credentials.
+const CREDENTIAL_KEYS: &[&str] = &[
+    "host",
+    "client_token",
+    "client_secret",
+    "access_token",
+    "max_body",
+    "headers_to_sign",
+];
+
+#[derive(Debug)]
+struct LoadedIni {
+    path: PathBuf,
+    section: String,
+    ini: Ini,
+}
+
+impl LoadedIni {
+    fn read(path: &Path, section: &str) -> Result<LoadedIni, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let ini = Ini::parse(&text).map_err(|source| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(LoadedIni {
+            path: path.to_path_buf(),
+            section: section.to_string(),
+            ini,
+        })
+    }
+
+    fn get(&self, key: &str) -> Option<(String, Origin)> {
+        self.ini.get(&self.section, key).map(|v| {
+            (
+                v.value.clone(),
+                Origin::File {
+                    path: self.path.clone(),
+                    section: self.section.clone(),
+                    line: v.line,
+                },
+            )
+        })
+    }
+
+    fn no_section_error(&self) -> ConfigError {
+        let available: Vec<&str> = self.ini.section_names().collect();
+        ConfigError::NoSection {
+            path: self.path.clone(),
+            section: self.section.clone(),
+            available: if available.is_empty() {
+                "none".to_string()
+            } else {
+                available.join(", ")
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    ConfigFile,
+    Edgerc,
+}
+
+/// All layers, loaded once.
+#[derive(Debug)]
+pub struct Sources {
+    section: String,
+    config: Option<LoadedIni>,
+    edgerc: Option<LoadedIni>,
+    credentials_from: CredentialSource,
+    env: BTreeMap<String, String>,
+    flags: Vec<(&'static str, String)>,
+    cwd: PathBuf,
+    warnings: Vec<String>,
+}
+
+/// The process environment the resolver may read. Tests pass their own.
+pub struct Environment {
+    pub vars: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+    pub home: Option<PathBuf>,
+    pub exe_dir: Option<PathBuf>,
+}
+
+impl Environment {
+    pub fn from_process() -> Environment {
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with("AKAMAI_SIEM_"))
+            .collect();
+        Environment {
+            vars,
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            home: std::env::home_dir(),
+            exe_dir: std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(Path::to_path_buf)),
+        }
+    }
+}
+
+impl Sources {
+    pub fn load(overrides: &Overrides, env: Environment) -> Result<Sources, ConfigError> {
+        let section = overrides
+            .section
+            .clone()
+            .or_else(|| env.vars.get("AKAMAI_SIEM_SECTION").cloned())
+            .unwrap_or_else(|| "default".to_string());
+        let config_path = find_config_file(overrides, &env)?;
+        let config = match &config_path {
+            Some(path) => Some(LoadedIni::read(path, &section)?),
+            None => None,
+        };
+
+        let mut sources = Sources {
+            section: section.clone(),
+            config,
+            edgerc: None,
+            credentials_from: CredentialSource::ConfigFile,
+            env: env.vars,
+            flags: overrides.values.clone(),
+            cwd: env.cwd,
+            warnings: Vec::new(),
+        };
+        sources.load_edgerc(env.home.as_deref())?;
+        if let Some(config) = &sources.config
+            && !config.ini.has_section(&section)
+            && sources.credentials_from == CredentialSource::ConfigFile
+        {
+            return Err(config.no_section_error());
+        }
+        sources.warn_about_unknown_keys();
+        sources.warn_about_readable_secrets();
+        Ok(sources)
+    }
+
+    /// Credentials come from exactly one file: mixing a token from one with a secret from
+    /// another only ever produces a 401 that is hard to explain.
+    fn load_edgerc(&mut self, home: Option<&Path>) -> Result<(), ConfigError> {
+        let explicit = self.raw_from_layers("edgerc", false);
+        let edgerc_section = self
+            .raw_from_layers("edgerc_section", false)
+            .map(|(value, _)| value)
+            .unwrap_or_else(|| self.section.clone());
+        let config_has_credentials = self.config.as_ref().is_some_and(|c| {
+            ["client_token", "client_secret", "access_token"]
+                .iter()
+                .any(|k| c.get(k).is_some())
+        });
+
+        let path = match explicit {
+            Some((value, origin)) => {
+                let path = self.resolve_path(&value, &origin);
+                if !path.exists() {
+                    return Err(ConfigError::Invalid {
+                        key: "edgerc",
+                        origin,
+                        problem: format!("points to {}, which does not exist", path.display()),
+                    });
+                }
+                path
+            }
+            None if config_has_credentials => return Ok(()),
+            None => match home.map(|h| h.join(".edgerc")) {
+                Some(path) if path.is_file() => path,
+                _ => return Ok(()),
+            },
+        };
+        let edgerc = LoadedIni::read(&path, &edgerc_section)?;
+        if !edgerc.ini.has_section(&edgerc_section) {
+            return Err(edgerc.no_section_error());
+        }
+        self.edgerc = Some(edgerc);
+        self.credentials_from = CredentialSource::Edgerc;
+        Ok(())
+    }
+
+    /// Flag, then environment, then file: the value and where it came from.
+    pub fn raw(&self, key: &'static str) -> Option<(String, Origin)> {
+        self.raw_from_layers(key, true)
+    }
+
+    fn raw_from_layers(&self, key: &'static str, include_edgerc: bool) -> Option<(String, Origin)> {
+        if let Some((_, value)) = self.flags.iter().rev().find(|(k, _)| *k == key) {
+            let flag = find_key(key).and_then(|k| k.flag).unwrap_or("--");
+            return Some((value.clone(), Origin::Flag(flag)));
+        }
+        let env_key = env_name(key);
+        if let Some(value) = self.env.get(&env_key) {
+            return Some((value.clone(), Origin::Env(env_key)));
+        }
+        let from_edgerc = include_edgerc
+            && self.credentials_from == CredentialSource::Edgerc
+            && CREDENTIAL_KEYS.contains(&key);
+        if from_edgerc {
+            return self.edgerc.as_ref().and_then(|e| e.get(key));
+        }
+        self.config.as_ref().and_then(|c| c.get(key))
+    }
+
+    /// A path value: relative paths in a file are relative to that file's folder, so a config
+    /// works the same whatever directory the scheduler starts the tool in.
+    pub fn path(&self, key: &'static str) -> Option<(PathBuf, Origin)> {
+        self.raw(key)
+            .filter(|(value, _)| !value.trim().is_empty())
+            .map(|(value, origin)| (self.resolve_path(&value, &origin), origin))
+    }
+
+    fn resolve_path(&self, value: &str, origin: &Origin) -> PathBuf {
+        let path = PathBuf::from(value.trim());
+        if path.is_absolute() {
+            return path;
+        }
+        match origin {
+            Origin::File { path: file, .. } => {
+                file.parent().map(|dir| dir.join(&path)).unwrap_or(path)
+            }
+            _ => self.cwd.join(path),
+        }
+    }
+
+    pub fn section(&self) -> &str {
+        &self.section
+    }
+
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_ref().map(|c| c.path.as_path())
+    }
+
+    pub fn edgerc_path(&self) -> Option<&Path> {
+        self.edgerc.as_ref().map(|e| e.path.as_path())
+    }
+
+    pub fn credentials_from(&self) -> CredentialSource {
+        self.credentials_from
+    }
+
+    /// Where an operator should put a missing key, for the error message.
+    pub fn hint_for(&self, key: &'static str) -> String {
+        let file_place = match (self.credentials_from, CREDENTIAL_KEYS.contains(&key)) {
+            (CredentialSource::Edgerc, true) => self
+                .edgerc
+                .as_ref()
+                .map(|e| format!("[{}] of {}", e.section, e.path.display())),
+            _ => self
+                .config
+                .as_ref()
+                .map(|c| format!("[{}] of {}", c.section, c.path.display())),
+        }
+        .unwrap_or_else(|| {
+            format!(
+                "[{}] of {DEFAULT_CONFIG_NAME} (none was found)",
+                self.section
+            )
+        });
+        let mut places = vec![format!("add `{key} = …` to {file_place}")];
+        places.push(format!("set {}", env_name(key)));
+        if let Some(flag) = find_key(key).and_then(|k| k.flag) {
+            places.push(format!("pass {flag}"));
+        }
+        places.join(", or ")
+    }
+
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn warn_about_unknown_keys(&mut self) {
+        let Some(config) = &self.config else { return };
+        for name in config.ini.keys(&config.section) {
+            if find_key(name).is_none() {
+                let line = config.ini.get(&config.section, name).map_or(0, |v| v.line);
+                let suggestion = closest_key(name)
+                    .map(|k| format!("; did you mean `{k}`?"))
+                    .unwrap_or_default();
+                self.warnings.push(format!(
+                    "{} [{}] line {line}: unknown key `{name}` is ignored{suggestion}",
+                    config.path.display(),
+                    config.section
+                ));
+            }
+        }
+    }
+
+    fn warn_about_readable_secrets(&mut self) {
+        for file in [&self.config, &self.edgerc].into_iter().flatten() {
+            let holds_secret = ["client_secret", "access_token", "client_token"]
+                .iter()
+                .any(|k| file.ini.get(&file.section, k).is_some());
+            if holds_secret && readable_by_others(&file.path) {
+                self.warnings.push(format!(
+                    "{} holds API credentials and is readable by group or others: \
+                     run `chmod 600 {}`",
+                    file.path.display(),
+                    file.path.display()
+                ));
+            }
+        }
+    }
+}
+
+fn find_config_file(
+    overrides: &Overrides,
+    env: &Environment,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let explicit = match (&overrides.config, env.vars.get("AKAMAI_SIEM_CONFIG")) {
+        (Some(path), _) => Some((path.clone(), Origin::Flag("--config"))),
+        (None, Some(path)) => Some((
+            PathBuf::from(path),
+            Origin::Env("AKAMAI_SIEM_CONFIG".to_string()),
+        )),
+        (None, None) => None,
+    };
+    if let Some((path, origin)) = explicit {
+        let path = if path.is_absolute() {
+            path
+        } else {
+            env.cwd.join(path)
+        };
+        if !path.is_file() {
+            return Err(ConfigError::Invalid {
+                key: "config",
+                origin,
+                problem: format!("points to {}, which is not a readable file", path.display()),
+            });
+        }
+        return Ok(Some(path));
+    }
+    let candidates = [Some(env.cwd.clone()), env.exe_dir.clone()];
+    Ok(candidates
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join(DEFAULT_CONFIG_NAME))
+        .find(|path| path.is_file()))
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> bool {
+    false
+}
+
+/// A key within two edits of a known one is probably a typo of it.
+fn closest_key(name: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|k| (k.name, edit_distance(name, k.name)))
+        .filter(|(_, distance)| *distance <= 2)
+        .min_by_key(|(_, distance)| *distance)
+        .map(|(k, _)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::fs;
+
+    pub(crate) fn environment(dir: &Path) -> Environment {
+        Environment {
+            vars: BTreeMap::new(),
+            cwd: dir.to_path_buf(),
+            home: Some(dir.join("home")),
+            exe_dir: None,
+        }
+    }
+
+    fn write(path: &Path, text: &str) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join(DEFAULT_CONFIG_NAME),
+            "[default]\nlimit = 1\nwindow = 2\nhost = h\n",
+        );
+        let mut env = environment(dir.path());
+        env.vars.insert("AKAMAI_SIEM_LIMIT".into(), "10".into());
+        env.vars.insert("AKAMAI_SIEM_WINDOW".into(), "20".into());
+        let overrides = Overrides {
+            values: vec![("limit", "100".into())],
+            ..Overrides::default()
+        };
+        let sources = Sources::load(&overrides, env).unwrap();
+        assert_eq!(
+            sources.raw("limit").unwrap(),
+            ("100".into(), Origin::Flag("--limit"))
+        );
+        assert_eq!(
+            sources.raw("window").unwrap(),
+            ("20".into(), Origin::Env("AKAMAI_SIEM_WINDOW".into()))
+        );
+        let (host, origin) = sources.raw("host").unwrap();
+        assert_eq!(host, "h");
+        assert!(matches!(origin, Origin::File { line: 4, .. }), "{origin:?}");
+    }
+
+    #[test]
+    fn explicit_config_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = Overrides {
+            config: Some(dir.path().join("missing.ini")),
+            ..Overrides::default()
+        };
+        let error = Sources::load(&overrides, environment(dir.path())).unwrap_err();
+        assert!(error.to_string().contains("flag --config"), "{error}");
+        assert!(error.to_string().contains("missing.ini"), "{error}");
+    }
+
+    #[test]
+    fn missing_section_lists_the_ones_there() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join(DEFAULT_CONFIG_NAME),
+            "[default]\nhost = h\n[staging]\nhost = s\n",
+        );
+        let overrides = Overrides {
+            section: Some("prod".into()),
+            ..Overrides::default()
+        };
+        let error = Sources::load(&overrides, environment(dir.path())).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("[prod]") && message.contains("default, staging"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn credentials_come_from_edgerc_when_the_config_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join(DEFAULT_CONFIG_NAME),
+            "[default]\nconfig_id = 1\nhost = ignored\n",
+        );
+        write(
+            &dir.path().join("home/.edgerc"),
+            "[default]\nhost = edge.example.net\nclient_token = ct\nclient_secret = cs\naccess_token = at\n",
+        );
+        let sources = Sources::load(&Overrides::default(), environment(dir.path())).unwrap();
+        assert_eq!(sources.credentials_from(), CredentialSource::Edgerc);
+        assert_eq!(sources.raw("host").unwrap().0, "edge.example.net");
+        assert_eq!(sources.raw("client_secret").unwrap().0, "cs");
+        assert_eq!(sources.raw("config_id").unwrap().0, "1");
+    }
+
+    #[test]
+    fn credentials_in_the_config_win_over_a_default_edgerc() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join(DEFAULT_CONFIG_NAME),
+            "[default]\nhost = ini.example.net\nclient_secret = from-ini\n",
+        );
+        write(
+            &dir.path().join("home/.edgerc"),
+            "[default]\nclient_secret = from-edgerc\n",
+        );
+        let sources = Sources::load(&Overrides::default(), environment(dir.path())).unwrap();
+        assert_eq!(sources.credentials_from(), CredentialSource::ConfigFile);
+        assert_eq!(sources.raw("client_secret").unwrap().0, "from-ini");
+    }
+
+    #[test]
+    fn edgerc_section_can_differ_from_the_config_section() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            &dir.path().join("creds"),
+            "[siem]\nhost = siem.example.net\n",
+        );
+        let overrides = Overrides {
+            values: vec![
+                ("edgerc", dir.path().join("creds").display().to_string()),
+                ("edgerc_section", "siem".into()),
+            ],
+            ..Overrides::default()
+        };
+        let sources = Sources::load(&overrides, environment(dir.path())).unwrap();
+        assert_eq!(sources.raw("host").unwrap().0, "siem.example.net");
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_are_relative_to_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("etc/akamai.ini");
+        write(&config, "[default]\nca_file = ca.pem\n");
+        let overrides = Overrides {
+            config: Some(config.clone()),
+            values: vec![("log_file", "logs/run.log".into())],
+            ..Overrides::default()
+        };
+        let sources = Sources::load(&overrides, environment(dir.path())).unwrap();
+        assert_eq!(
+            sources.path("ca_file").unwrap().0,
+            dir.path().join("etc/ca.pem")
+        );
+        assert_eq!(
+            sources.path("log_file").unwrap().0,
+            dir.path().join("logs/run.log")
+        );
+    }
+
+    #[test]
+    fn warns_about_typos_and_readable_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join(DEFAULT_CONFIG_NAME);
+        write(&config, "[default]\nlimt = 5\nclient_secret = x\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let mut sources = Sources::load(&Overrides::default(), environment(dir.path())).unwrap();
+        let warnings = sources.take_warnings().join("\n");
+        assert!(warnings.contains("did you mean `limit`"), "{warnings}");
+        #[cfg(unix)]
+        assert!(warnings.contains("chmod 600"), "{warnings}");
+    }
+
+    #[test]
+    fn hint_names_every_place_a_key_can_be_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = Sources::load(&Overrides::default(), environment(dir.path())).unwrap();
+        let hint = sources.hint_for("host");
+        assert!(
+            hint.contains("AKAMAI_SIEM_HOST") && hint.contains("--host"),
+            "{hint}"
+        );
+        let secret_hint = sources.hint_for("client_secret");
+        assert!(!secret_hint.contains("--client"), "{secret_hint}");
+    }
+}

@@ -1,0 +1,610 @@
+//! Typed, validated settings, one group per concern, each built only when a command needs it
+//! (`decode` works offline without credentials).
+
+use super::resolve::CredentialSource;
+use super::{ConfigError, Origin, Sources};
+use crate::secret::Secret;
+use crate::timespec::parse_duration;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The API refuses `from` older than 12 hours.
+pub const API_HORIZON: Duration = Duration::from_secs(12 * 3600);
+/// Largest page the API serves.
+pub const MAX_LIMIT: u32 = 600_000;
+/// Wazuh's command wodle forwards at most 100 lines/s by default: one 5-minute interval.
+pub const WODLE_MAX_EVENTS: u64 = 30_000;
+/// The wodle keeps at most 64 MiB of a command's output; leave room for diagnostics.
+pub const WODLE_MAX_BYTES: u64 = 60 * 1024 * 1024;
+/// A file has no such limits; these only keep one run from running for hours.
+pub const FILE_MAX_EVENTS: u64 = 2_000_000;
+pub const FILE_MAX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Wazuh's logcollector reads at most 65,278 bytes per line (the file route's limit, the
+/// lowest of Wazuh's three); 60,000 leaves margin for the `1:command_akamai:` prefix and more.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 60_000;
+pub const WAZUH_LINE_LIMIT: usize = 65_278;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `{"integration":"akamai","srcip":…}` shaped for Wazuh's JSON decoder and rules.
+    Wazuh,
+    /// The decoded event as it is, nothing added.
+    Json,
+    /// The API's event lines untouched.
+    Raw,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputTarget {
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Diagnostics {
+    /// Text on stderr, unless stderr is the same pipe as stdout (Wazuh's wodle): then JSON.
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutputSettings {
+    pub target: OutputTarget,
+    pub format: Format,
+    pub max_line_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub file: Option<PathBuf>,
+    pub level: LogLevel,
+    pub diagnostics: Diagnostics,
+}
+
+/// Security configuration ids in the order given, joined with `;` for the request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIds(Vec<u64>);
+
+impl ConfigIds {
+    pub fn ids(&self) -> &[u64] {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConfigIds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let joined: Vec<String> = self.0.iter().map(u64::to_string).collect();
+        f.write_str(&joined.join(";"))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Without scheme or trailing slash; may carry `:port`.
+    pub host: String,
+    pub config_ids: ConfigIds,
+    pub client_token: String,
+    pub client_secret: Secret,
+    pub access_token: Secret,
+    pub max_body: usize,
+    pub headers_to_sign: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateSettings {
+    pub path: PathBuf,
+    pub initial_lookback: Duration,
+    pub offset_ttl: Option<Duration>,
+    pub overlap: Duration,
+    pub dedup_capacity: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectSettings {
+    pub limit: u32,
+    pub window: Duration,
+    pub max_events: u64,
+    pub max_bytes: u64,
+    pub retry_budget: Duration,
+    pub spool_dir: Option<PathBuf>,
+}
+
+/// Builds settings groups from the loaded sources.
+pub struct Resolver<'a> {
+    sources: &'a Sources,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(sources: &'a Sources) -> Self {
+        Resolver { sources }
+    }
+
+    fn parsed<T>(
+        &self,
+        key: &'static str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.sources.raw(key) {
+            None => Ok(default),
+            Some((value, origin)) => parse(value.trim()).map_err(|problem| ConfigError::Invalid {
+                key,
+                origin,
+                problem,
+            }),
+        }
+    }
+
+    fn required(&self, key: &'static str) -> Result<(String, Origin), ConfigError> {
+        match self.sources.raw(key) {
+            Some((value, origin)) if !value.trim().is_empty() => {
+                Ok((value.trim().to_string(), origin))
+            }
+            Some((_, origin)) => Err(ConfigError::Invalid {
+                key,
+                origin,
+                problem: "is empty".to_string(),
+            }),
+            None => Err(ConfigError::Missing {
+                key,
+                hint: self.sources.hint_for(key),
+            }),
+        }
+    }
+
+    fn credential(&self, key: &'static str) -> Result<String, ConfigError> {
+        let (value, origin) = self.required(key)?;
+        if value.chars().any(char::is_whitespace) {
+            return Err(ConfigError::Invalid {
+                key,
+                origin,
+                problem: "contains whitespace: copy it again from Akamai Control Center"
+                    .to_string(),
+            });
+        }
+        Ok(value)
+    }
+
+    pub fn output(&self) -> Result<OutputSettings, ConfigError> {
+        let target = match self.sources.path("output") {
+            Some((path, _)) if path.as_os_str() != "-" && !path.ends_with("-") => {
+                OutputTarget::File(path)
+            }
+            _ => OutputTarget::Stdout,
+        };
+        let format = self.parsed("format", Format::Wazuh, parse_format)?;
+        let max_line_bytes = self.parsed("max_line_bytes", DEFAULT_MAX_LINE_BYTES, |v| {
+            parse_in_range(v, 4096, 16 * 1024 * 1024)
+        })?;
+        Ok(OutputSettings {
+            target,
+            format,
+            max_line_bytes,
+        })
+    }
+
+    pub fn logging(&self) -> Result<LogSettings, ConfigError> {
+        Ok(LogSettings {
+            file: self.sources.path("log_file").map(|(path, _)| path),
+            level: self.parsed("log_level", LogLevel::Info, parse_log_level)?,
+            diagnostics: self.parsed("diagnostics", Diagnostics::Auto, parse_diagnostics)?,
+        })
+    }
+
+    pub fn api(&self) -> Result<ApiSettings, ConfigError> {
+        let (raw_host, host_origin) = self.required("host")?;
+        let host = normalise_host(&raw_host).map_err(|problem| ConfigError::Invalid {
+            key: "host",
+            origin: host_origin,
+            problem,
+        })?;
+        let (raw_ids, ids_origin) = self.required("config_id")?;
+        let config_ids = parse_config_ids(&raw_ids).map_err(|problem| ConfigError::Invalid {
+            key: "config_id",
+            origin: ids_origin,
+            problem,
+        })?;
+        let ca_file = match self.sources.path("ca_file") {
+            Some((path, origin)) if !path.is_file() => {
+                return Err(ConfigError::Invalid {
+                    key: "ca_file",
+                    origin,
+                    problem: format!("points to {}, which is not a readable file", path.display()),
+                });
+            }
+            other => other.map(|(path, _)| path),
+        };
+        Ok(ApiSettings {
+            host,
+            config_ids,
+            client_token: self.credential("client_token")?,
+            client_secret: Secret::new(self.credential("client_secret")?),
+            access_token: Secret::new(self.credential("access_token")?),
+            max_body: self.parsed("max_body", 131_072, |v| parse_in_range(v, 1, usize::MAX))?,
+            headers_to_sign: self.parsed("headers_to_sign", Vec::new(), |v| {
+                Ok(v.split([',', '\n'])
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(str::to_string)
+                    .collect())
+            })?,
+            ca_file,
+            connect_timeout: self.parsed("connect_timeout", Duration::from_secs(10), |v| {
+                parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(300))
+            })?,
+            read_timeout: self.parsed("read_timeout", Duration::from_secs(60), |v| {
+                parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(600))
+            })?,
+        })
+    }
+
+    /// `None` when `stateless`: `--no-state`, replays and `check` never touch the state.
+    pub fn state(&self, stateless: bool) -> Result<Option<StateSettings>, ConfigError> {
+        if stateless {
+            return Ok(None);
+        }
+        let path = match self.sources.path("state_file") {
+            Some((path, _)) => path,
+            None => self.default_state_path()?,
+        };
+        Ok(Some(StateSettings {
+            path,
+            initial_lookback: self.parsed("initial_lookback", Duration::from_secs(300), |v| {
+                parse_duration_in(v, Duration::from_secs(1), API_HORIZON)
+            })?,
+            offset_ttl: self.parsed("offset_ttl", None, |v| {
+                if v == "0" || v.eq_ignore_ascii_case("none") {
+                    return Ok(None);
+                }
+                parse_duration_in(v, Duration::from_secs(10), Duration::from_secs(7 * 86_400))
+                    .map(Some)
+            })?,
+            overlap: self.parsed("overlap", Duration::from_secs(120), |v| {
+                parse_duration_in(v, Duration::ZERO, Duration::from_secs(3600))
+            })?,
+            dedup_capacity: self.parsed("dedup_capacity", 200_000, |v| {
+                parse_in_range(v, 0, 5_000_000)
+            })?,
+        }))
+    }
+
+    /// Beside the config file (or the .edgerc), named after the section, so two sections of one
+    /// file never share a state.
+    fn default_state_path(&self) -> Result<PathBuf, ConfigError> {
+        let anchor = match self.sources.credentials_from() {
+            CredentialSource::ConfigFile => self.sources.config_path(),
+            CredentialSource::Edgerc => self
+                .sources
+                .config_path()
+                .or_else(|| self.sources.edgerc_path()),
+        };
+        let file_name = format!("akamai-siem-{}.state", sanitise(self.sources.section()));
+        match anchor.and_then(|path| path.parent()) {
+            Some(dir) => Ok(dir.join(file_name)),
+            None => Err(ConfigError::Missing {
+                key: "state_file",
+                hint: "no config file was found to keep the state beside: pass --state PATH \
+                       (or --no-state for a one-off stateless run)"
+                    .to_string(),
+            }),
+        }
+    }
+
+    pub fn collect(&self, output: &OutputSettings) -> Result<CollectSettings, ConfigError> {
+        let (default_events, default_bytes) = match output.target {
+            OutputTarget::Stdout => (WODLE_MAX_EVENTS, WODLE_MAX_BYTES),
+            OutputTarget::File(_) => (FILE_MAX_EVENTS, FILE_MAX_BYTES),
+        };
+        Ok(CollectSettings {
+            limit: self.parsed("limit", 10_000, |v| parse_in_range(v, 1, MAX_LIMIT))?,
+            window: self.parsed("window", Duration::from_secs(300), |v| {
+                parse_duration_in(v, Duration::from_secs(1), API_HORIZON)
+            })?,
+            max_events: self.parsed("max_events", default_events, |v| {
+                parse_in_range(v, 1, u64::MAX)
+            })?,
+            max_bytes: self.parsed("max_bytes", default_bytes, parse_bytes)?,
+            retry_budget: self.parsed("retry_budget", Duration::from_secs(120), |v| {
+                parse_duration_in(v, Duration::ZERO, Duration::from_secs(3600))
+            })?,
+            spool_dir: self.sources.path("spool_dir").map(|(path, _)| path),
+        })
+    }
+}
+
+fn sanitise(section: &str) -> String {
+    section
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn normalise_host(raw: &str) -> Result<String, String> {
+    let mut host = raw.trim();
+    if let Some(rest) = host.strip_prefix("https://") {
+        host = rest;
+    } else if host.contains("://") {
+        return Err(format!(
+            "`{host}` uses a scheme other than https://; give the API host name only, \
+             e.g. akab-xxxx.luna.akamaiapis.net"
+        ));
+    }
+    let host = host.trim_end_matches('/');
+    if host.is_empty() {
+        return Err("is empty".to_string());
+    }
+    if host.contains(['/', '?', '#', ' ', '@']) {
+        return Err(format!(
+            "`{host}` is not a host name: give only the API host, \
+             e.g. akab-xxxx.luna.akamaiapis.net"
+        ));
+    }
+    Ok(host.to_string())
+}
+
+/// `12892;29182` as the API wants it; `,` accepted because people type it.
+pub fn parse_config_ids(raw: &str) -> Result<ConfigIds, String> {
+    let mut ids = Vec::new();
+    for part in raw.split([';', ',']).map(str::trim) {
+        if part.is_empty() {
+            continue;
+        }
+        let id: u64 = part.parse().map_err(|_| {
+            format!("`{part}` is not a security configuration id (a number, e.g. 12892)")
+        })?;
+        if id == 0 {
+            return Err("0 is not a security configuration id".to_string());
+        }
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() {
+        return Err("lists no security configuration id".to_string());
+    }
+    Ok(ConfigIds(ids))
+}
+
+fn parse_in_range<T>(value: &str, min: T, max: T) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let number: T = value
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("must be a whole number, got `{value}`"))?;
+    if number < min || number > max {
+        return Err(format!("must be between {min} and {max}, got {number}"));
+    }
+    Ok(number)
+}
+
+fn parse_duration_in(value: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration < min || duration > max {
+        return Err(format!(
+            "must be between {}s and {}s, got `{value}`",
+            min.as_secs(),
+            max.as_secs()
+        ));
+    }
+    Ok(duration)
+}
+
+/// `62914560`, `60MiB`, `60M`, `1G`: byte budgets are easier to read with a unit.
+fn parse_bytes(value: &str) -> Result<u64, String> {
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("must be a byte count such as 62914560 or 60MiB, got `{value}`"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        other => return Err(format!("unknown unit `{other}`: use KiB, MiB or GiB")),
+    };
+    let bytes = number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("`{value}` is too large"))?;
+    if bytes < 64 * 1024 {
+        return Err(format!("must be at least 64KiB, got `{value}`"));
+    }
+    Ok(bytes)
+}
+
+fn parse_format(value: &str) -> Result<Format, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "wazuh" => Ok(Format::Wazuh),
+        "json" => Ok(Format::Json),
+        "raw" => Ok(Format::Raw),
+        _ => Err(format!("must be wazuh, json or raw, got `{value}`")),
+    }
+}
+
+fn parse_log_level(value: &str) -> Result<LogLevel, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "error" => Ok(LogLevel::Error),
+        "warn" | "warning" => Ok(LogLevel::Warn),
+        "info" => Ok(LogLevel::Info),
+        "debug" => Ok(LogLevel::Debug),
+        "trace" => Ok(LogLevel::Trace),
+        _ => Err(format!(
+            "must be error, warn, info, debug or trace, got `{value}`"
+        )),
+    }
+}
+
+fn parse_diagnostics(value: &str) -> Result<Diagnostics, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "auto" => Ok(Diagnostics::Auto),
+        "text" => Ok(Diagnostics::Text),
+        "json" => Ok(Diagnostics::Json),
+        _ => Err(format!("must be auto, text or json, got `{value}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::resolve::tests::environment;
+    use crate::config::{DEFAULT_CONFIG_NAME as NAME, Overrides};
+    use std::fs;
+
+    fn sources_with(
+        text: &str,
+        flags: Vec<(&'static str, String)>,
+    ) -> (tempfile::TempDir, Sources) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(NAME);
+        fs::write(&path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let overrides = Overrides {
+            values: flags,
+            ..Overrides::default()
+        };
+        let sources = Sources::load(&overrides, environment(dir.path())).unwrap();
+        (dir, sources)
+    }
+
+    const SEED: &str = "[default]\nhost = https://akab-abc.luna.akamaiapis.net/\n\
+                        config_id = 1234, 5678\nclient_token = akab-ct\n\
+                        client_secret = c2VjcmV0\naccess_token = akab-at\n";
+
+    #[test]
+    fn the_seed_config_works_unchanged() {
+        let (_dir, sources) = sources_with(SEED, vec![]);
+        let api = Resolver::new(&sources).api().unwrap();
+        assert_eq!(api.host, "akab-abc.luna.akamaiapis.net");
+        assert_eq!(api.config_ids.to_string(), "1234;5678");
+        assert_eq!(api.client_secret.expose(), "c2VjcmV0");
+        let collect = Resolver::new(&sources)
+            .collect(&Resolver::new(&sources).output().unwrap())
+            .unwrap();
+        assert_eq!(collect.limit, 10_000);
+        assert_eq!(collect.window, Duration::from_secs(300));
+        assert_eq!(collect.max_events, WODLE_MAX_EVENTS);
+    }
+
+    #[test]
+    fn invalid_values_name_file_section_line_and_key() {
+        let (_dir, sources) = sources_with(&format!("{SEED}limit = 0\n"), vec![]);
+        let output = Resolver::new(&sources).output().unwrap();
+        let message = Resolver::new(&sources)
+            .collect(&output)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(NAME), "{message}");
+        assert!(message.contains("[default] line 7"), "{message}");
+        assert!(
+            message.contains("`limit` must be between 1 and 600000"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn flag_errors_name_the_flag() {
+        let (_dir, sources) = sources_with(SEED, vec![("limit", "600001".into())]);
+        let output = Resolver::new(&sources).output().unwrap();
+        let message = Resolver::new(&sources)
+            .collect(&output)
+            .unwrap_err()
+            .to_string();
+        assert!(message.starts_with("flag --limit"), "{message}");
+    }
+
+    #[test]
+    fn missing_credentials_say_where_to_put_them() {
+        let (_dir, sources) = sources_with("[default]\nhost = h\nconfig_id = 1\n", vec![]);
+        let message = Resolver::new(&sources).api().unwrap_err().to_string();
+        assert!(message.contains("`client_token` is not set"), "{message}");
+        assert!(message.contains("AKAMAI_SIEM_CLIENT_TOKEN"), "{message}");
+    }
+
+    #[test]
+    fn errors_never_echo_secret_values() {
+        let (_dir, sources) = sources_with(
+            "[default]\nhost = h\nconfig_id = 1\nclient_token = ct\n\
+             client_secret = has whitespace-SECRETVALUE\naccess_token = at\n",
+            vec![],
+        );
+        let message = Resolver::new(&sources).api().unwrap_err().to_string();
+        assert!(message.contains("client_secret"), "{message}");
+        assert!(!message.contains("SECRETVALUE"), "{message}");
+    }
+
+    #[test]
+    fn hosts_are_normalised() {
+        assert_eq!(
+            normalise_host("https://a.example.net//").unwrap(),
+            "a.example.net"
+        );
+        assert_eq!(
+            normalise_host(" 127.0.0.1:8443 ").unwrap(),
+            "127.0.0.1:8443"
+        );
+        assert!(normalise_host("http://a.example.net").is_err());
+        assert!(normalise_host("a.example.net/siem").is_err());
+    }
+
+    #[test]
+    fn config_ids_accept_both_separators() {
+        assert_eq!(parse_config_ids("1;2,3").unwrap().to_string(), "1;2;3");
+        assert_eq!(parse_config_ids(" 7 ; ").unwrap().to_string(), "7");
+        assert_eq!(parse_config_ids("1;1").unwrap().ids(), &[1]);
+        assert!(parse_config_ids("abc").unwrap_err().contains("`abc`"));
+        assert!(parse_config_ids(";").is_err());
+    }
+
+    #[test]
+    fn state_defaults_beside_the_config_named_after_the_section() {
+        let (dir, sources) = sources_with(SEED, vec![]);
+        let state = Resolver::new(&sources).state(false).unwrap().unwrap();
+        assert_eq!(state.path, dir.path().join("akamai-siem-default.state"));
+        assert!(Resolver::new(&sources).state(true).unwrap().is_none());
+    }
+
+    #[test]
+    fn budgets_default_by_output_route() {
+        let (_dir, sources) = sources_with(SEED, vec![("output", "/tmp/x.json".into())]);
+        let output = Resolver::new(&sources).output().unwrap();
+        assert_eq!(output.target, OutputTarget::File("/tmp/x.json".into()));
+        let collect = Resolver::new(&sources).collect(&output).unwrap();
+        assert_eq!(collect.max_events, FILE_MAX_EVENTS);
+    }
+
+    #[test]
+    fn byte_sizes_take_units() {
+        assert_eq!(parse_bytes("60MiB").unwrap(), 60 * 1024 * 1024);
+        assert_eq!(parse_bytes("65536").unwrap(), 65536);
+        assert!(parse_bytes("1k").is_err());
+        assert!(parse_bytes("5 parsecs").is_err());
+    }
+}
