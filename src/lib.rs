@@ -4,6 +4,9 @@
 //! Data flows one way: `cli` → `config` → `poll` → `api` (signed by `edgegrid`) → `decode` →
 //! `output`, with `checkpoint` remembering where the last run stopped.
 
+pub mod cli;
 pub mod config;
+pub mod lines;
 pub mod secret;
+pub mod spool;
 pub mod timespec;

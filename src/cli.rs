@@ -1,0 +1,261 @@
+//! Command-line interface. Flags only carry raw text into [`Overrides`]: validation happens in
+//! `config`, once, for flags, environment and files alike.
+
+use crate::config::Overrides;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "akamai-siem",
+    version,
+    about = "Pull security events from Akamai's SIEM API and print them as JSON lines for Wazuh",
+    long_about = "Pull security events from Akamai's SIEM API and print them as JSON lines for \
+                  Wazuh (or anything that reads JSON lines).\n\nWithout a subcommand it fetches: \
+                  it continues where the previous run stopped (the state file), pages until \
+                  caught up or until the run's budget, and prints one JSON object per event.",
+    after_help = "Exit codes: 0 ok, 2 usage, 3 configuration, 4 authentication/permission, \
+                  5 API/network, 6 output, 7 state, 8 another run holds the lock, 9 events lost \
+                  (gap reported), 130/143 interrupted. See README.md."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch new events (the default when no subcommand is given).
+    Fetch,
+    /// Validate the configuration and make one small signed request; prints no events and
+    /// never touches the state.
+    Check,
+    /// Decode saved raw API output (a file, or stdin) offline, into the same output format.
+    Decode {
+        /// Raw API response lines; `-` or nothing reads stdin.
+        file: Option<PathBuf>,
+    },
+    /// Show or reset where the next run continues.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Where the next run continues: offset age, checkpoint, output position, backlog.
+    Show,
+    /// Forget the offset: the next run starts by time, from TIME or like a first run.
+    Reset {
+        /// Start the next run from this time (Unix seconds, RFC 3339 or relative like -2h;
+        /// within the last 12 hours). Without it the next run behaves like a first run.
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+    },
+}
+
+/// Settings every command understands. Each maps to a config key of the same name.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// INI config file [default: ./akamai_config.ini, then beside the executable]
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Section of the config file (and of the .edgerc) to use [default: default]
+    #[arg(long, short = 's', global = true, value_name = "NAME")]
+    pub section: Option<String>,
+    /// Akamai .edgerc to take credentials from [default: ~/.edgerc when the config has none]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub edgerc: Option<String>,
+    /// Section of the .edgerc [default: the --section]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub edgerc_section: Option<String>,
+    /// API host, e.g. akab-xxxx.luna.akamaiapis.net
+    #[arg(long, global = true, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Security configuration id(s), separated by ; or ,
+    #[arg(long, global = true, value_name = "IDS")]
+    pub config_id: Option<String>,
+    /// Extra trusted CA certificate (PEM), for TLS-intercepting proxies and tests
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ca_file: Option<String>,
+    /// Connection timeout [default: 10s]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
+    /// Timeout for each read of the response [default: 60s]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub read_timeout: Option<String>,
+    /// Write logs to this file instead of stderr
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<String>,
+    /// error, warn, info, debug or trace [default: info]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// How diagnostics look: auto (JSON when stderr is stdout's pipe, as under Wazuh), text or
+    /// json [default: auto]
+    #[arg(long, global = true, value_name = "MODE")]
+    pub diagnostics: Option<String>,
+    /// Append events to FILE instead of printing them (`-` for stdout)
+    #[arg(long, short = 'o', global = true, value_name = "FILE")]
+    pub output: Option<String>,
+    /// wazuh (default), json (the decoded event) or raw (the API's lines untouched)
+    #[arg(long, short = 'f', global = true, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Longest line written in the wazuh format; bigger events are shrunk [default: 60000]
+    #[arg(long, global = true, value_name = "BYTES")]
+    pub max_line_bytes: Option<String>,
+}
+
+/// Options of the fetch run.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Events per request, 1..600000 [default: 10000]
+    #[arg(long, global = true, value_name = "N")]
+    pub limit: Option<String>,
+    /// Width of the stateless time window [default: 300s]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub window: Option<String>,
+    /// State file [default: beside the config file, named after the section]
+    #[arg(long = "state", global = true, value_name = "PATH")]
+    pub state_file: Option<String>,
+    /// Run without state, like the Python script: one time window, nothing remembered
+    #[arg(long, global = true, conflicts_with = "state_file")]
+    pub no_state: bool,
+    /// How far back the very first run starts [default: 300s; at most 12h]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub initial_lookback: Option<String>,
+    /// Treat offsets older than this as expired [default: none, rely on the API's 416]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub offset_ttl: Option<String>,
+    /// How far before the checkpoint a time-based recovery starts [default: 120s]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub overlap: Option<String>,
+    /// Most events one run delivers [default: 30000 to stdout, 2000000 to a file]
+    #[arg(long, global = true, value_name = "N")]
+    pub max_events: Option<String>,
+    /// Most bytes one run writes [default: 60MiB to stdout, 4GiB to a file]
+    #[arg(long, global = true, value_name = "BYTES")]
+    pub max_bytes: Option<String>,
+    /// Total time one run may spend waiting to retry [default: 120s]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub retry_budget: Option<String>,
+    /// Replay from this time (Unix seconds, RFC 3339, or relative like -2h); implies --no-state
+    #[arg(long, global = true, value_name = "TIME")]
+    pub from: Option<String>,
+    /// End of the replay [default: now - 60s]
+    #[arg(long, global = true, value_name = "TIME", requires = "from")]
+    pub to: Option<String>,
+}
+
+impl Cli {
+    pub fn overrides(&self) -> Overrides {
+        let s = &self.settings;
+        let f = &self.fetch;
+        let pairs: [(&'static str, &Option<String>); 22] = [
+            ("edgerc", &s.edgerc),
+            ("edgerc_section", &s.edgerc_section),
+            ("host", &s.host),
+            ("config_id", &s.config_id),
+            ("ca_file", &s.ca_file),
+            ("connect_timeout", &s.connect_timeout),
+            ("read_timeout", &s.read_timeout),
+            ("log_file", &s.log_file),
+            ("log_level", &s.log_level),
+            ("diagnostics", &s.diagnostics),
+            ("output", &s.output),
+            ("format", &s.format),
+            ("max_line_bytes", &s.max_line_bytes),
+            ("limit", &f.limit),
+            ("window", &f.window),
+            ("state_file", &f.state_file),
+            ("initial_lookback", &f.initial_lookback),
+            ("offset_ttl", &f.offset_ttl),
+            ("overlap", &f.overlap),
+            ("max_events", &f.max_events),
+            ("max_bytes", &f.max_bytes),
+            ("retry_budget", &f.retry_budget),
+        ];
+        Overrides {
+            config: s.config.clone(),
+            section: s.section.clone(),
+            values: pairs
+                .into_iter()
+                .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.clone())))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KEYS;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_maps_to_a_known_key() {
+        let cli = Cli::parse_from([
+            "akamai-siem",
+            "--limit",
+            "5",
+            "--host",
+            "h",
+            "--state",
+            "/tmp/s",
+            "-o",
+            "out.json",
+        ]);
+        let overrides = cli.overrides();
+        for (key, _) in &overrides.values {
+            assert!(KEYS.iter().any(|k| k.name == *key), "unknown key {key}");
+        }
+        assert!(overrides.values.contains(&("limit", "5".to_string())));
+        assert!(
+            overrides
+                .values
+                .contains(&("state_file", "/tmp/s".to_string()))
+        );
+        assert!(
+            overrides
+                .values
+                .contains(&("output", "out.json".to_string()))
+        );
+    }
+
+    #[test]
+    fn every_key_flag_exists_on_the_command_line() {
+        let command = Cli::command();
+        for key in KEYS {
+            if let Some(flag) = key.flag {
+                let long = flag.trim_start_matches("--");
+                assert!(
+                    command.get_arguments().any(|a| a.get_long() == Some(long)),
+                    "{flag} is documented for `{}` but not accepted",
+                    key.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn options_work_after_subcommands_too() {
+        let cli = Cli::parse_from(["akamai-siem", "check", "--config", "x.ini"]);
+        assert!(matches!(cli.command, Some(Command::Check)));
+        assert_eq!(cli.settings.config, Some(PathBuf::from("x.ini")));
+    }
+
+    #[test]
+    fn no_state_conflicts_with_state() {
+        assert!(Cli::try_parse_from(["akamai-siem", "--no-state", "--state", "x"]).is_err());
+        assert!(Cli::try_parse_from(["akamai-siem", "--to", "-1h"]).is_err());
+    }
+}

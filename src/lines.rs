@@ -1,0 +1,300 @@
+//! Splitting a chunked byte stream into lines on `\n` only.
+//!
+//! JSON strings may hold U+2028 or U+0085, which some line readers treat as line ends and so cut
+//! valid events in two; only `\n` ends a line here. A line is lent straight out of its chunk
+//! when it does not straddle two, so the common case copies nothing.
+
+use memchr::memchr;
+
+/// Something that yields the stream's chunks in order.
+pub trait ChunkSource {
+    type Error;
+    /// The next chunk; `Ok(None)` at the end of the stream.
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Self::Error>;
+}
+
+impl ChunkSource for crate::spool::Consumer {
+    type Error = crate::spool::Failure;
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Self::Error> {
+        crate::spool::Consumer::next_chunk(self)
+    }
+}
+
+/// Reads any `Read` in fixed-size chunks (files and stdin for `decode`, tests).
+pub struct ReadChunks<R> {
+    reader: R,
+    chunk_size: usize,
+}
+
+impl<R: std::io::Read> ReadChunks<R> {
+    pub fn new(reader: R, chunk_size: usize) -> Self {
+        ReadChunks { reader, chunk_size }
+    }
+}
+
+impl<R: std::io::Read> ChunkSource for ReadChunks<R> {
+    type Error = std::io::Error;
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Self::Error> {
+        let mut chunk = vec![0; self.chunk_size];
+        loop {
+            match self.reader.read(&mut chunk) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    chunk.truncate(n);
+                    return Ok(Some(chunk));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// A line that ended with `\n` (the `\n` removed; a `\r` before it is kept).
+    Complete(&'a [u8]),
+    /// Bytes after the last `\n` at the end of the stream: a final line without newline, or
+    /// half a line of a cut response. Only the caller can tell which.
+    Unterminated(&'a [u8]),
+    /// A line longer than the limit; its bytes were discarded, its start is kept for the report.
+    Oversized { length: usize, start: Vec<u8> },
+}
+
+enum Found {
+    InChunk(usize, usize),
+    InPartial,
+    Unterminated,
+    Oversized(usize, Vec<u8>),
+    End,
+}
+
+pub struct Lines<S> {
+    source: S,
+    chunk: Vec<u8>,
+    position: usize,
+    partial: Vec<u8>,
+    /// `partial` was lent out last time and must be emptied before reuse.
+    partial_lent: bool,
+    /// Inside an oversized line: drop bytes until its `\n`.
+    oversized: Option<(usize, Vec<u8>)>,
+    max_line: usize,
+    finished: bool,
+}
+
+/// The start of an oversized line kept for its report.
+const OVERSIZED_START: usize = 200;
+
+impl<S: ChunkSource> Lines<S> {
+    pub fn new(source: S, max_line: usize) -> Self {
+        Lines {
+            source,
+            chunk: Vec::new(),
+            position: 0,
+            partial: Vec::new(),
+            partial_lent: false,
+            oversized: None,
+            max_line,
+            finished: false,
+        }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    pub fn next_line(&mut self) -> Result<Option<Line<'_>>, S::Error> {
+        if self.partial_lent {
+            self.partial.clear();
+            self.partial_lent = false;
+        }
+        let found = self.find_next()?;
+        Ok(match found {
+            Found::InChunk(start, end) => Some(Line::Complete(&self.chunk[start..end])),
+            Found::InPartial => {
+                self.partial_lent = true;
+                Some(Line::Complete(&self.partial))
+            }
+            Found::Unterminated => {
+                self.partial_lent = true;
+                Some(Line::Unterminated(&self.partial))
+            }
+            Found::Oversized(length, start) => Some(Line::Oversized { length, start }),
+            Found::End => None,
+        })
+    }
+
+    fn find_next(&mut self) -> Result<Found, S::Error> {
+        loop {
+            if self.position < self.chunk.len() {
+                let rest = &self.chunk[self.position..];
+                match memchr(b'\n', rest) {
+                    Some(index) => {
+                        let start = self.position;
+                        self.position += index + 1;
+                        if let Some((length, start)) = self.oversized.take() {
+                            return Ok(Found::Oversized(length + index, start));
+                        }
+                        if self.partial.is_empty() {
+                            if index > self.max_line {
+                                return Ok(Found::Oversized(
+                                    index,
+                                    oversized_start(&rest[..index]),
+                                ));
+                            }
+                            return Ok(Found::InChunk(start, start + index));
+                        }
+                        self.partial.extend_from_slice(&rest[..index]);
+                        if self.partial.len() > self.max_line {
+                            let found = Found::Oversized(
+                                self.partial.len(),
+                                oversized_start(&self.partial),
+                            );
+                            self.partial.clear();
+                            return Ok(found);
+                        }
+                        return Ok(Found::InPartial);
+                    }
+                    None => {
+                        self.position = self.chunk.len();
+                        if let Some((length, _)) = &mut self.oversized {
+                            *length += rest.len();
+                        } else {
+                            self.partial.extend_from_slice(rest);
+                            if self.partial.len() > self.max_line {
+                                let start = oversized_start(&self.partial);
+                                self.oversized = Some((self.partial.len(), start));
+                                self.partial.clear();
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            if self.finished {
+                return Ok(Found::End);
+            }
+            match self.source.next_chunk()? {
+                Some(chunk) => {
+                    self.chunk = chunk;
+                    self.position = 0;
+                }
+                None => {
+                    self.finished = true;
+                    if let Some((length, start)) = self.oversized.take() {
+                        return Ok(Found::Oversized(length, start));
+                    }
+                    if !self.partial.is_empty() {
+                        return Ok(Found::Unterminated);
+                    }
+                    return Ok(Found::End);
+                }
+            }
+        }
+    }
+}
+
+fn oversized_start(bytes: &[u8]) -> Vec<u8> {
+    bytes[..OVERSIZED_START.min(bytes.len())].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Chunks(std::vec::IntoIter<Vec<u8>>);
+
+    impl ChunkSource for Chunks {
+        type Error = ();
+        fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ()> {
+            Ok(self.0.next())
+        }
+    }
+
+    fn lines_of(chunks: &[&[u8]], max_line: usize) -> Vec<String> {
+        let source = Chunks(
+            chunks
+                .iter()
+                .map(|c| c.to_vec())
+                .collect::<Vec<_>>()
+                .into_iter(),
+        );
+        let mut lines = Lines::new(source, max_line);
+        let mut out = Vec::new();
+        while let Some(line) = lines.next_line().unwrap() {
+            out.push(match line {
+                Line::Complete(l) => format!("C:{}", String::from_utf8_lossy(l)),
+                Line::Unterminated(l) => format!("U:{}", String::from_utf8_lossy(l)),
+                Line::Oversized { length, start } => {
+                    format!("O:{length}:{}", String::from_utf8_lossy(&start))
+                }
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn splits_on_newline_only() {
+        let text = "a\u{2028}b\u{85}c\nd\r\n\ne".as_bytes();
+        assert_eq!(
+            lines_of(&[text], 100),
+            vec!["C:a\u{2028}b\u{85}c", "C:d\r", "C:", "U:e"]
+        );
+    }
+
+    #[test]
+    fn lines_straddling_chunks_are_joined() {
+        assert_eq!(
+            lines_of(&[b"ab", b"c\nde", b"", b"f\n", b"g"], 100),
+            vec!["C:abc", "C:def", "U:g"]
+        );
+    }
+
+    #[test]
+    fn every_split_point_gives_the_same_lines() {
+        let text = b"first line\nsecond\r\n\nthird without end";
+        let expected = lines_of(&[text], 100);
+        for cut in 0..text.len() {
+            let (a, b) = text.split_at(cut);
+            assert_eq!(lines_of(&[a, b], 100), expected, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn oversized_lines_are_reported_and_skipped() {
+        let long = vec![b'x'; 50];
+        let mut text = b"ok\n".to_vec();
+        text.extend_from_slice(&long);
+        text.extend_from_slice(b"\nnext\n");
+        let chunks: Vec<&[u8]> = text.chunks(7).collect();
+        let lines = lines_of(&chunks, 20);
+        assert_eq!(lines[0], "C:ok");
+        assert!(lines[1].starts_with("O:50:xxxx"), "{lines:?}");
+        assert_eq!(lines[2], "C:next");
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn oversized_unterminated_tail_is_reported() {
+        let lines = lines_of(&[b"ok\n", &[b'y'; 30]], 20);
+        assert_eq!(
+            lines,
+            vec!["C:ok".to_string(), format!("O:30:{}", "y".repeat(30))]
+        );
+    }
+
+    #[test]
+    fn oversized_line_inside_one_chunk_is_reported() {
+        let lines = lines_of(&[b"short\nthis line is far too long\nend\n"], 10);
+        assert_eq!(
+            lines,
+            vec!["C:short", "O:25:this line is far too long", "C:end"]
+        );
+    }
+
+    #[test]
+    fn empty_stream_has_no_lines() {
+        assert!(lines_of(&[], 10).is_empty());
+        assert!(lines_of(&[b""], 10).is_empty());
+    }
+}
