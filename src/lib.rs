@@ -4,6 +4,7 @@
 //! Data flows one way: `cli` → `config` → `poll` → `api` (signed by `edgegrid`) → `decode` →
 //! `output`, with `checkpoint` remembering where the last run stopped.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod lines;

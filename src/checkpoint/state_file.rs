@@ -1,0 +1,280 @@
+//! The state file: what the next run needs, written atomically.
+
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// Offsets are bound to the host and the exact config-id set they came from.
+    pub host: String,
+    pub config_ids: String,
+    /// Where the next request continues; `None` after a reset or before the first page.
+    #[serde(default)]
+    pub offset: Option<String>,
+    /// Unix seconds when `offset` was received, to judge its age.
+    #[serde(default)]
+    pub offset_obtained_at: Option<i64>,
+    /// Unix seconds: every event Akamai stored before this time has been delivered. A
+    /// time-based recovery starts here (minus the overlap).
+    #[serde(default)]
+    pub checkpoint: Option<i64>,
+    /// The output file as of the last commit, to cut an uncommitted tail after a crash.
+    #[serde(default)]
+    pub output: Option<OutputPosition>,
+    #[serde(default)]
+    pub seen: SeenPosition,
+    #[serde(default)]
+    pub last_run: Option<RunRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputPosition {
+    pub path: PathBuf,
+    pub device: u64,
+    pub inode: u64,
+    pub length: u64,
+}
+
+/// How much of which journal generation is committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenPosition {
+    pub generation: u64,
+    pub entries: u64,
+}
+
+/// What the last run did, for `state show` and for the next run's warnings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub finished_at: i64,
+    pub events: u64,
+    pub pages: u64,
+    pub caught_up: bool,
+    /// Why the run stopped before catching up (`max_events`, `max_bytes`, `interrupted`…).
+    #[serde(default)]
+    pub stopped_by: Option<String>,
+}
+
+impl State {
+    pub fn new(host: &str, config_ids: &str) -> State {
+        State {
+            version: STATE_VERSION,
+            host: host.to_string(),
+            config_ids: config_ids.to_string(),
+            offset: None,
+            offset_obtained_at: None,
+            checkpoint: None,
+            output: None,
+            seen: SeenPosition::default(),
+            last_run: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read the state file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the state file {} is not valid ({problem}); nothing was fetched. Move it away to start \
+         over from initial_lookback, or run `akamai-siem state reset --from TIME`",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, problem: String },
+    #[error(
+        "the state file {} was written by a newer akamai-siem (format {found}, this one reads \
+         {STATE_VERSION}); upgrade this binary",
+        path.display()
+    )]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("cannot save the state file {}: {source}; the next run repeats this run's last page", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot use the seen-events journal {}: {source}", path.display())]
+    Journal {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    pub fn new(path: impl Into<PathBuf>) -> StateFile {
+        StateFile { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `Ok(None)` when there is no state yet (the first run).
+    pub fn load(&self) -> Result<Option<State>, StateError> {
+        let text = match fs::read(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let corrupt = |problem: String| StateError::Corrupt {
+            path: self.path.clone(),
+            problem,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+        let version = value
+            .get("version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| corrupt("no `version`".to_string()))?;
+        if version > u64::from(STATE_VERSION) {
+            return Err(StateError::TooNew {
+                path: self.path.clone(),
+                found: u32::try_from(version).unwrap_or(u32::MAX),
+            });
+        }
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| corrupt(e.to_string()))
+    }
+
+    /// Replace the state atomically and durably.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let write_error = |source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut text = serde_json::to_vec_pretty(state).expect("state serialises");
+        text.push(b'\n');
+        let temporary = self.temporary_path();
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)
+            .map_err(write_error)?;
+        file.write_all(&text).map_err(write_error)?;
+        file.sync_all().map_err(write_error)?;
+        drop(file);
+        fs::rename(&temporary, &self.path).map_err(write_error)?;
+        sync_directory(&self.path).map_err(write_error)
+    }
+
+    /// Forget the state entirely (used by `state reset` without `--from`).
+    pub fn remove(&self) -> Result<(), StateError> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => sync_directory(&self.path).map_err(|source| StateError::Write {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Write {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn temporary_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".tmp");
+        PathBuf::from(name)
+    }
+}
+
+/// A rename is durable only once its directory is.
+pub fn sync_directory(path: &Path) -> std::io::Result<()> {
+    let directory = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(directory)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> State {
+        let mut state = State::new("akab-x.luna.akamaiapis.net", "1;2");
+        state.offset = Some("8c3a1;Xk9p-_".into());
+        state.offset_obtained_at = Some(1_700_000_000);
+        state.checkpoint = Some(1_699_999_000);
+        state.output = Some(OutputPosition {
+            path: "/var/log/akamai.json".into(),
+            device: 1,
+            inode: 2,
+            length: 3,
+        });
+        state.seen = SeenPosition {
+            generation: 4,
+            entries: 5,
+        };
+        state
+    }
+
+    #[test]
+    fn round_trips_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.state"));
+        assert_eq!(file.load().unwrap(), None);
+        file.save(&sample()).unwrap();
+        assert_eq!(file.load().unwrap(), Some(sample()));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(file.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "state must not be readable by others");
+        assert!(!file.temporary_path().exists());
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_that_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.state"));
+        fs::write(file.path(), "{\"version\":1,\"host\":").unwrap();
+        let message = file.load().unwrap_err().to_string();
+        assert!(message.contains("state reset"), "{message}");
+    }
+
+    #[test]
+    fn newer_formats_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.state"));
+        fs::write(file.path(), "{\"version\":99}").unwrap();
+        assert!(matches!(
+            file.load(),
+            Err(StateError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn an_interrupted_save_leaves_the_old_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.state"));
+        file.save(&sample()).unwrap();
+        // A crash after writing the temporary file but before the rename.
+        fs::write(file.temporary_path(), "{\"version\":1,\"half").unwrap();
+        assert_eq!(file.load().unwrap(), Some(sample()));
+        // The next save replaces the leftover.
+        let mut newer = sample();
+        newer.offset = Some("next".into());
+        file.save(&newer).unwrap();
+        assert_eq!(file.load().unwrap(), Some(newer));
+    }
+}
