@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod lines;
+pub mod logging;
 pub mod output;
 pub mod poll;
 pub mod secret;
