@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod edgegrid;
 pub mod lines;
 pub mod logging;
 pub mod output;
