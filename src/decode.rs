@@ -1,0 +1,334 @@
+//! Decoding one event exactly as API doc §6.1 says; pure.
+//!
+//! Most collectors get this wrong in one of three ways, each of which corrupts or loses data:
+//! they form-decode (`+` becomes a space: `title>cnbc` turns into `title cnbc`), they base64-decode
+//! the whole `;`-joined list (everything after a padded element is lost), or they drop the
+//! event when one element is bad. Here `+` is never touched, each element is decoded on its own,
+//! and an element that cannot be decoded keeps its text and is listed in `decodeErrors`.
+
+use crate::event::{Object, Value};
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use percent_encoding::percent_decode;
+use std::borrow::Cow;
+
+/// The seven parallel lists of `attackData`: element *i* of each belongs to rule *i*.
+pub const RULE_FIELDS: [&str; 7] = [
+    "rules",
+    "ruleVersions",
+    "ruleMessages",
+    "ruleTags",
+    "ruleData",
+    "ruleSelectors",
+    "ruleActions",
+];
+
+/// The top-level field listing what could not be decoded.
+pub const DECODE_ERRORS: &str = "decodeErrors";
+
+/// Standard alphabet, padding optional; lenient about trailing bits so that only text that is
+/// really not base64 counts as an error.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Decode the encoded fields of one API event; everything else passes through in order.
+pub fn decode_event(mut event: Value<'_>) -> Value<'_> {
+    let Value::Object(fields) = &mut event else {
+        return event;
+    };
+    let mut errors = Vec::new();
+    for (key, value) in fields.iter_mut() {
+        match key.as_ref() {
+            "attackData" => decode_attack_data(value, &mut errors),
+            "httpMessage" => decode_http_message(value),
+            "custom" => decode_custom(value, &mut errors),
+            _ => {}
+        }
+    }
+    if !errors.is_empty() {
+        let list = errors
+            .into_iter()
+            .map(|e| Value::String(e.into()))
+            .collect();
+        fields.push((DECODE_ERRORS.into(), Value::Array(list)));
+    }
+    event
+}
+
+fn decode_attack_data(attack_data: &mut Value<'_>, errors: &mut Vec<String>) {
+    let Value::Object(fields) = attack_data else {
+        return;
+    };
+    let mut longest = 0;
+    for (key, value) in fields.iter_mut() {
+        if let (true, Value::String(text)) = (RULE_FIELDS.contains(&key.as_ref()), &*value) {
+            let list = decode_rule_list(text, &format!("attackData.{key}"), errors);
+            longest = longest.max(list.len());
+            *value = Value::Array(list);
+        }
+    }
+    pad_rule_lists(fields, longest);
+}
+
+/// Ragged lists are padded with `""` so index *i* means rule *i* in every list.
+fn pad_rule_lists(fields: &mut Object<'_>, longest: usize) {
+    for (key, value) in fields.iter_mut() {
+        if let (true, Value::Array(list)) = (RULE_FIELDS.contains(&key.as_ref()), value) {
+            list.resize(longest.max(list.len()), Value::String(Cow::Borrowed("")));
+        }
+    }
+}
+
+fn decode_custom(custom: &mut Value<'_>, errors: &mut Vec<String>) {
+    match custom {
+        Value::String(text) => {
+            let list = decode_rule_list(text, "custom", errors);
+            *custom = Value::Array(list);
+        }
+        Value::Object(fields) => {
+            for (key, value) in fields.iter_mut() {
+                if let Value::String(text) = &*value {
+                    let list = decode_rule_list(text, &format!("custom.{key}"), errors);
+                    *value = Value::Array(list);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn decode_http_message(http_message: &mut Value<'_>) {
+    let Value::Object(fields) = http_message else {
+        return;
+    };
+    for (key, value) in fields.iter_mut() {
+        let Value::String(text) = &*value else {
+            continue;
+        };
+        match key.as_ref() {
+            "requestHeaders" | "responseHeaders" => *value = decode_headers(text),
+            "path" | "query" => {
+                if let Some(decoded) = decode_readable(text) {
+                    *value = Value::String(Cow::Owned(decoded));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `%XX` once, `+` untouched, malformed escapes kept; `;`-split; each element base64.
+pub fn decode_rule_list(text: &str, path: &str, errors: &mut Vec<String>) -> Vec<Value<'static>> {
+    let unescaped: Cow<'_, [u8]> = percent_decode(text.as_bytes()).into();
+    unescaped
+        .split(|&byte| byte == b';')
+        .enumerate()
+        .map(|(index, element)| {
+            let trimmed = element.trim_ascii();
+            if trimmed.is_empty() {
+                return Value::String(Cow::Borrowed(""));
+            }
+            let text = match BASE64.decode(trimmed) {
+                Ok(bytes) => into_string_lossy(bytes),
+                Err(_) => {
+                    errors.push(format!("{path}[{index}]"));
+                    String::from_utf8_lossy(element).into_owned()
+                }
+            };
+            Value::String(Cow::Owned(text))
+        })
+        .collect()
+}
+
+/// One percent-encoded block of `Name: value\r\n` lines → the lines, in order, repeats kept.
+pub fn decode_headers(text: &str) -> Value<'static> {
+    let unescaped: Cow<'_, [u8]> = percent_decode(text.as_bytes()).into();
+    let lines = unescaped
+        .split(|&byte| byte == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty())
+        .map(|line| Value::String(Cow::Owned(String::from_utf8_lossy(line).into_owned())))
+        .collect();
+    Value::Array(lines)
+}
+
+/// `path`/`query` are the client's own text: decode once for readability, but keep the
+/// original when decoding would not give valid UTF-8 (lossy would destroy attack evidence).
+/// `None` when there is nothing to change.
+pub fn decode_readable(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return None;
+    }
+    let unescaped: Cow<'_, [u8]> = percent_decode(text.as_bytes()).into();
+    String::from_utf8(unescaped.into_owned()).ok()
+}
+
+fn into_string_lossy(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_text(input: &str) -> String {
+        let value = decode_event(Value::parse(input.as_bytes()).unwrap());
+        let mut out = Vec::new();
+        value.write_compact(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn list(text: &str) -> (Vec<String>, Vec<String>) {
+        let mut errors = Vec::new();
+        let values = decode_rule_list(text, "f", &mut errors)
+            .into_iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        (values, errors)
+    }
+
+    #[test]
+    fn official_examples() {
+        assert_eq!(
+            list("OTUwMDAy%3bOTUwMDA2%3bQ01ELUlOSkVDVElPTi1BTk9NQUxZ").0,
+            ["950002", "950006", "CMD-INJECTION-ANOMALY"]
+        );
+        assert_eq!(
+            list("YWxlcnQ%3d%3bYWxlcnQ%3d%3bZGVueQ%3d%3d").0,
+            ["alert", "alert", "deny"]
+        );
+    }
+
+    #[test]
+    fn plus_is_never_a_space() {
+        assert_eq!(list("dGl0bGU+Y25iYw%3d%3d").0, ["title>cnbc"]);
+    }
+
+    #[test]
+    fn a_deny_after_a_padded_element_is_kept() {
+        // Decoding the whole joined string (the Python script's mistake) loses the last element.
+        assert_eq!(list("YQ%3d%3d%3bZGVueQ%3d%3d").0, ["a", "deny"]);
+    }
+
+    #[test]
+    fn empty_and_trailing_empty_elements_are_kept() {
+        assert_eq!(list("QQ%3d%3d%3b").0, ["A", ""]);
+        assert_eq!(list("%3bQQ%3d%3d%3b%3b").0, ["", "A", "", ""]);
+        assert_eq!(list("").0, [""]);
+    }
+
+    #[test]
+    fn escapes_in_either_case_and_missing_padding_and_whitespace() {
+        assert_eq!(list("YWxlcnQ%3D%3BYWxlcnQ").0, ["alert", "alert"]);
+        assert_eq!(list(" YWxlcnQ= ").0, ["alert"]);
+    }
+
+    #[test]
+    fn an_undecodable_element_keeps_its_text_and_is_listed() {
+        let (values, errors) = list("YWxlcnQ%3d%3bnot*base64%3bZGVueQ%3d%3d");
+        assert_eq!(values, ["alert", "not*base64", "deny"]);
+        assert_eq!(errors, ["f[1]"]);
+    }
+
+    #[test]
+    fn malformed_escapes_stay_as_they_are() {
+        let (values, errors) = list("YQ%3d%zz");
+        assert_eq!(values, ["YQ=%zz"]);
+        assert_eq!(errors, ["f[0]"]);
+    }
+
+    #[test]
+    fn non_utf8_bytes_become_replacement_characters() {
+        // 0xff 0xfe 'A'
+        assert_eq!(list("//5B").0, ["\u{fffd}\u{fffd}A"]);
+    }
+
+    #[test]
+    fn ragged_rule_lists_are_padded_to_the_longest() {
+        let out = decode_text(
+            r#"{"attackData":{"rules":"MQ%3d%3d%3bMg%3d%3d%3bMw%3d%3d","ruleVersions":"","ruleData":"eA%3d%3d","other":"YQ%3d%3d"}}"#,
+        );
+        assert_eq!(
+            out,
+            r#"{"attackData":{"rules":["1","2","3"],"ruleVersions":["","",""],"ruleData":["x","",""],"other":"YQ%3d%3d"}}"#
+        );
+    }
+
+    #[test]
+    fn rule_fields_that_are_not_strings_pass_through() {
+        let out = decode_text(
+            r#"{"attackData":{"rules":["already"],"ruleData":null,"ruleTags":"QQ%3d%3d"}}"#,
+        );
+        assert_eq!(
+            out,
+            r#"{"attackData":{"rules":["already"],"ruleData":null,"ruleTags":["A"]}}"#
+        );
+    }
+
+    #[test]
+    fn headers_are_decoded_once_split_and_repeats_kept() {
+        let out = decode_text(
+            r#"{"httpMessage":{"responseHeaders":"Set-Cookie%3a%20a%3d1%0d%0aSet-Cookie%3a%20b%3d2%0d%0aCookie%3a%20s%3dab12%252Fcd%0d%0aX%3a%20a+b%0aY%3a%201%0d%0a"}}"#,
+        );
+        assert_eq!(
+            out,
+            r#"{"httpMessage":{"responseHeaders":["Set-Cookie: a=1","Set-Cookie: b=2","Cookie: s=ab12%2Fcd","X: a+b","Y: 1"]}}"#
+        );
+    }
+
+    #[test]
+    fn path_and_query_are_decoded_once_leniently() {
+        let out = decode_text(
+            r#"{"httpMessage":{"path":"/a%20b/%zz","query":"q=1+2%3E%252F","method":"GET%20"}}"#,
+        );
+        assert_eq!(
+            out,
+            r#"{"httpMessage":{"path":"/a b/%zz","query":"q=1+2>%2F","method":"GET%20"}}"#
+        );
+    }
+
+    #[test]
+    fn path_that_would_not_be_utf8_keeps_its_original_text() {
+        let out = decode_text(r#"{"httpMessage":{"path":"/%ff%fe"}}"#);
+        assert_eq!(out, r#"{"httpMessage":{"path":"/%ff%fe"}}"#);
+    }
+
+    #[test]
+    fn custom_as_string_or_object() {
+        assert_eq!(
+            decode_text(r#"{"custom":"YQ%3d%3d"}"#),
+            r#"{"custom":["a"]}"#
+        );
+        assert_eq!(
+            decode_text(r#"{"custom":{"tenant":"YQ%3d%3d%3bYg%3d%3d","n":5,"bad":"!!"}}"#),
+            r#"{"custom":{"tenant":["a","b"],"n":5,"bad":["!!"]},"decodeErrors":["custom.bad[0]"]}"#
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_order_pass_through() {
+        let input = r#"{"zz":1,"type":"akamai_siem","newThing":{"x":"%41"},"attackData":{"clientIP":"::1"}}"#;
+        assert_eq!(decode_text(input), input);
+    }
+
+    #[test]
+    fn errors_are_listed_last_with_their_paths() {
+        let out = decode_text(r#"{"attackData":{"ruleData":"QQ%3d%3d%3b***"},"z":1}"#);
+        assert_eq!(
+            out,
+            r#"{"attackData":{"ruleData":["A","***"]},"z":1,"decodeErrors":["attackData.ruleData[1]"]}"#
+        );
+    }
+
+    #[test]
+    fn a_non_object_passes_through() {
+        assert_eq!(decode_text("[1,2]"), "[1,2]");
+    }
+}

@@ -1,0 +1,269 @@
+//! A JSON value that borrows from its input line, keeps key order and duplicate keys, and
+//! writes itself back compactly exactly as serde_json would.
+//!
+//! Events are mostly strings without escapes, so most of a parsed event points into the
+//! response buffer and costs no copy. Order and duplicates are kept because the output must
+//! pass unknown fields through unchanged, and the Wazuh shaping decides what to do with
+//! duplicates, not the parser.
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(Cow<'a, str>),
+    Array(Vec<Value<'a>>),
+    Object(Object<'a>),
+}
+
+/// Keys in input order, duplicates kept.
+pub type Object<'a> = Vec<(Cow<'a, str>, Value<'a>)>;
+
+impl<'a> Value<'a> {
+    /// Exactly one JSON value; surrounding whitespace allowed, anything else is an error.
+    pub fn parse(line: &'a [u8]) -> Result<Value<'a>, serde_json::Error> {
+        let mut deserializer = serde_json::Deserializer::from_slice(line);
+        let value = Value::deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(value)
+    }
+
+    /// The first value under `key`, when this is an object.
+    pub fn get(&self, key: &str) -> Option<&Value<'a>> {
+        match self {
+            Value::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value<'a>> {
+        match self {
+            Value::Object(fields) => fields.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Follow object keys: `["attackData", "clientIP"]`.
+    pub fn pointer(&self, path: &[&str]) -> Option<&Value<'a>> {
+        path.iter().try_fold(self, |value, key| value.get(key))
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Compact JSON, keys in order, strings escaped as serde_json escapes them.
+    pub fn write_compact(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Null => out.extend_from_slice(b"null"),
+            Value::Bool(true) => out.extend_from_slice(b"true"),
+            Value::Bool(false) => out.extend_from_slice(b"false"),
+            Value::Number(number) => out.extend_from_slice(number.to_string().as_bytes()),
+            Value::String(text) => write_string(text, out),
+            Value::Array(items) => {
+                out.push(b'[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    item.write_compact(out);
+                }
+                out.push(b']');
+            }
+            Value::Object(fields) => {
+                out.push(b'{');
+                for (index, (key, value)) in fields.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    write_string(key, out);
+                    out.push(b':');
+                    value.write_compact(out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+}
+
+/// serde_json's own escaping (only `"`, `\` and control characters), so output is
+/// byte-identical to serde_json's for the same value.
+pub fn write_string(text: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, text).expect("writing a string to a Vec cannot fail");
+}
+
+impl<'de> Deserialize<'de> for Value<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value<'de>, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value<'de>, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value<'de>, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value<'de>, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Value<'de>, E> {
+        serde_json::Number::from_f64(value)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number JSON cannot hold"))
+    }
+
+    fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Value<'de>, E> {
+        Ok(Value::String(Cow::Borrowed(value)))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value<'de>, E> {
+        Ok(Value::String(Cow::Owned(value.to_string())))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value<'de>, E> {
+        Ok(Value::String(Cow::Owned(value)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'de>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            fields.push((key.0, map.next_value()?));
+        }
+        Ok(Value::Object(fields))
+    }
+}
+
+/// An object key, borrowed when it had no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(value)))
+            }
+            fn visit_str<E>(self, value: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(value.to_string())))
+            }
+            fn visit_string<E>(self, value: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(value)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(text: &str) -> String {
+        let value = Value::parse(text.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        value.write_compact(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn writes_exactly_what_serde_json_writes() {
+        let inputs = [
+            r#"{"a":"x\"y\\z\n\t\u0000\u001f\u007f","b":[1,-2,3.5,1e300,true,false,null],"c":{}}"#,
+            // Keys in sorted order: serde_json::Value (the reference) sorts them.
+            r#"{"emoji":"\ud83d\ude00","slash":"a\/b","é":"ü\u2028\u0085 text"}"#,
+            r#"[{"nested":[[],[{}]]}]"#,
+        ];
+        for input in inputs {
+            let expected =
+                serde_json::to_string(&serde_json::from_str::<serde_json::Value>(input).unwrap())
+                    .unwrap();
+            assert_eq!(round_trip(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn keeps_order_and_duplicate_keys() {
+        assert_eq!(
+            round_trip(r#"{ "z":1, "a":2, "z":3 }"#),
+            r#"{"z":1,"a":2,"z":3}"#
+        );
+    }
+
+    #[test]
+    fn strings_without_escapes_are_borrowed() {
+        let line = br#"{"plain":"abc","escaped":"a\nb"}"#;
+        let value = Value::parse(line).unwrap();
+        assert!(matches!(
+            value.get("plain"),
+            Some(Value::String(Cow::Borrowed("abc")))
+        ));
+        assert!(matches!(
+            value.get("escaped"),
+            Some(Value::String(Cow::Owned(_)))
+        ));
+    }
+
+    #[test]
+    fn line_separators_inside_strings_survive() {
+        let text = "{\"a\":\"one\u{2028}two\u{85}three\"}";
+        assert_eq!(round_trip(text), text);
+    }
+
+    #[test]
+    fn trailing_data_and_invalid_json_are_errors() {
+        assert!(Value::parse(b"{\"a\":1} x").is_err());
+        assert!(Value::parse(b"{\"a\":1}{}").is_err());
+        assert!(Value::parse(b"{\"a\":").is_err());
+        assert!(Value::parse(b"not json").is_err());
+        assert!(Value::parse(b"  {\"a\":1}  \r").is_ok());
+    }
+
+    #[test]
+    fn pointer_and_get_follow_keys() {
+        let value = Value::parse(br#"{"attackData":{"clientIP":"2001:db8::1"}}"#).unwrap();
+        assert_eq!(
+            value
+                .pointer(&["attackData", "clientIP"])
+                .and_then(Value::as_str),
+            Some("2001:db8::1")
+        );
+        assert!(value.pointer(&["attackData", "missing"]).is_none());
+        assert!(value.get("attackData").unwrap().get("clientIP").is_some());
+    }
+}
