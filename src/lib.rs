@@ -4,14 +4,25 @@
 //! Data flows one way: `cli` → `config` → `poll` → `api` (signed by `edgegrid`) → `decode` →
 //! `output`, with `checkpoint` remembering where the last run stopped.
 
+pub mod api;
+pub mod app;
 pub mod checkpoint;
 pub mod cli;
+pub mod collect;
 pub mod config;
+pub mod decode;
 pub mod edgegrid;
+pub mod error_reporting;
+pub mod event;
+pub mod format;
 pub mod lines;
 pub mod logging;
 pub mod output;
+pub mod page;
 pub mod poll;
+pub mod retry;
 pub mod secret;
+pub mod signals;
 pub mod spool;
 pub mod timespec;
+pub mod wazuh;

@@ -137,7 +137,9 @@ impl Planner {
         planner.checkpoint = state.checkpoint;
         let offset_age = state.offset_obtained_at.map(|t| now - t);
         let usable_offset = match (&state.offset, settings.offset_ttl, offset_age) {
-            (None, _, _) => Err("the state holds no offset (first run after a reset)".to_string()),
+            (None, _, _) => {
+                Err("the state holds no offset yet (a reset, or a first run cut short)".to_string())
+            }
             (Some(_), _, _) if state.host != host || state.config_ids != config_ids => {
                 Err(format!(
                     "the host or config ids changed (state: {} {}, now: {host} {config_ids}); \

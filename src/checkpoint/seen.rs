@@ -188,6 +188,14 @@ impl Seen {
         Ok(())
     }
 
+    /// The output failed: what was recorded since the last flush may not have reached its
+    /// reader, so it is not journalled (at worst those events come twice, never not at all).
+    pub fn discard_pending(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            journal.pending.clear();
+        }
+    }
+
     /// Flush and make durable: before a state that names this position is saved.
     pub fn sync(&mut self) -> Result<SeenPosition, StateError> {
         self.flush()?;

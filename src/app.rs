@@ -1,0 +1,422 @@
+//! The commands: what each one needs from the configuration, and what it prints.
+
+use crate::api::Client;
+use crate::checkpoint::{RunLock, State, StateFile};
+use crate::cli::{Cli, Command, StateCommand};
+use crate::collect::{self, RunSetup, Start, StopReason, Summary};
+use crate::config::{
+    ConfigError, Diagnostics, Environment, OutputSettings, OutputTarget, Resolver, Sources,
+};
+use crate::error_reporting::{self, Exit};
+use crate::event::Value;
+use crate::format::Formatter;
+use crate::lines::{Line, Lines, ReadChunks};
+use crate::logging;
+use crate::output::Sink;
+use crate::page::{PageEnd, PageReader, PageStats, parse_context};
+use crate::poll::{Query, Request, SAFETY_LAG};
+use crate::signals::Signals;
+use crate::timespec::{describe, human_duration, parse_time};
+use anyhow::Context as _;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// The API keeps 12 hours; replays must start inside it.
+const HORIZON: i64 = 12 * 3600;
+
+/// Run the command line and turn the outcome into an exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    logging::init_early(early_diagnostics(&cli));
+    match run(cli) {
+        Ok(exit) => exit.into(),
+        Err(error) => error_reporting::report(&error),
+    }
+}
+
+/// Before the config is read only the flag or the environment can say how to log.
+fn early_diagnostics(cli: &Cli) -> Diagnostics {
+    let raw = cli
+        .settings
+        .diagnostics
+        .clone()
+        .or_else(|| std::env::var("AKAMAI_SIEM_DIAGNOSTICS").ok());
+    match raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("text") => Diagnostics::Text,
+        Some("json") => Diagnostics::Json,
+        _ => Diagnostics::Auto,
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let mut sources = Sources::load(&cli.overrides(), Environment::from_process())?;
+    let resolver = Resolver::new(&sources);
+    let log_settings = resolver.logging()?;
+    logging::configure(&log_settings).map_err(|e| ConfigError::Usage(e.to_string()))?;
+    for warning in sources.take_warnings() {
+        tracing::warn!(code = "config_warning", "{warning}");
+    }
+    let resolver = Resolver::new(&sources);
+    match &cli.command {
+        None | Some(Command::Fetch) => fetch(&cli, &resolver),
+        Some(Command::Check) => check(&cli, &resolver, &sources),
+        Some(Command::Decode { file }) => decode(&resolver, file.as_deref()),
+        Some(Command::State(StateCommand::Show)) => state_show(&resolver),
+        Some(Command::State(StateCommand::Reset { from })) => {
+            state_reset(&resolver, from.as_deref())
+        }
+    }
+}
+
+fn fetch(cli: &Cli, resolver: &Resolver<'_>) -> anyhow::Result<Exit> {
+    let output = resolver.output()?;
+    let collect = resolver.collect(&output)?;
+    let api = resolver.api()?;
+    let replay = replay_range(cli, collect::unix_now())?;
+    let start = match (replay, cli.fetch.no_state) {
+        (Some((from, to)), _) => Start::Replay { from, to },
+        (None, true) => Start::Window,
+        (None, false) => Start::Stateful,
+    };
+    let state = resolver.state(!matches!(start, Start::Stateful))?;
+    let signals = Signals::install().context("installing signal handlers")?;
+    let client = Client::new(&api)?;
+    let summary = collect::run(RunSetup {
+        client: &client,
+        host: &api.host,
+        config_ids: &api.config_ids.to_string(),
+        collect: &collect,
+        output: &output,
+        state: state.as_ref(),
+        start,
+        signals: &signals,
+    })?;
+    Ok(exit_for(&summary))
+}
+
+fn exit_for(summary: &Summary) -> Exit {
+    match summary.stopped_by {
+        Some(StopReason::Signal(signal)) => Exit::Interrupted(signal),
+        _ if summary.lost_events => Exit::DataLost,
+        _ => Exit::Success,
+    }
+}
+
+/// `--from`/`--to` as Unix seconds, checked against what the API accepts.
+fn replay_range(cli: &Cli, now: i64) -> anyhow::Result<Option<(i64, i64)>> {
+    let Some(from_text) = &cli.fetch.from else {
+        return Ok(None);
+    };
+    let now_ts = jiff::Timestamp::from_second(now)?;
+    let usage = |message: String| anyhow::Error::new(ConfigError::Usage(message));
+    let from = parse_time(from_text, now_ts)
+        .map_err(|e| usage(format!("--from: {e}")))?
+        .as_second();
+    let latest_to = now - SAFETY_LAG;
+    let to = match &cli.fetch.to {
+        Some(text) => parse_time(text, now_ts)
+            .map_err(|e| usage(format!("--to: {e}")))?
+            .as_second()
+            .min(latest_to),
+        None => latest_to,
+    };
+    if from < now - HORIZON {
+        return Err(usage(format!(
+            "--from {} is more than 12 hours ago; the API only keeps 12 hours",
+            describe(jiff::Timestamp::from_second(from)?)
+        )));
+    }
+    if from >= to {
+        return Err(usage(format!(
+            "--from must be before --to (and --to is at most {SAFETY_LAG}s before now): \
+             from {from}, to {to}"
+        )));
+    }
+    Ok(Some((from, to)))
+}
+
+/// Validate, make one small signed request, print a verdict; no events, no state change.
+fn check(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyhow::Result<Exit> {
+    let mut out = std::io::stdout().lock();
+    let api = resolver.api()?;
+    let output = resolver.output()?;
+    resolver.collect(&output)?;
+    let config = sources
+        .config_path()
+        .map(|p| format!("{} [{}]", p.display(), sources.section()))
+        .unwrap_or_else(|| "none (environment and flags only)".to_string());
+    let credentials = match sources.credentials_from() {
+        crate::config::CredentialSource::Edgerc => sources
+            .edgerc_path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        crate::config::CredentialSource::ConfigFile => "the config file (or environment)".into(),
+    };
+    writeln!(out, "config       {config}")?;
+    writeln!(out, "credentials  from {credentials}")?;
+    writeln!(out, "host         {}", api.host)?;
+    writeln!(out, "config ids   {}", api.config_ids)?;
+    writeln!(out, "output       {}", describe_output(&output))?;
+    if !cli.fetch.no_state
+        && let Some(state) = resolver.state(false)?
+    {
+        let line = match StateFile::new(&state.path).load() {
+            Ok(Some(s)) => format!(
+                "{} (offset {}; not modified by check)",
+                state.path.display(),
+                if s.offset.is_some() {
+                    "stored"
+                } else {
+                    "none yet"
+                }
+            ),
+            Ok(None) => format!(
+                "{} (none yet: the first run starts by time)",
+                state.path.display()
+            ),
+            Err(error) => format!("{} is unusable: {error}", state.path.display()),
+        };
+        writeln!(out, "state        {line}")?;
+    }
+    out.flush()?;
+
+    let client = Client::new(&api)?;
+    let now = collect::unix_now();
+    let request = Request {
+        query: Query::Time {
+            from: now - 300,
+            to: Some(now - SAFETY_LAG),
+        },
+        limit: 1,
+    };
+    let started = Instant::now();
+    let body = client.open_page(&request)?;
+    let mut stats = PageStats::default();
+    let reader = PageReader {
+        memory_limit: 1024 * 1024,
+        spill_dir: None,
+        max_line: 8 * 1024 * 1024,
+        stop: Signals::none().stop_flag(),
+    };
+    let end = reader
+        .read(body, &mut stats, |_, _| Ok(crate::page::Flow::Continue))
+        .map_err(|e| match e {
+            crate::page::PageError::Api(api) => anyhow::Error::new(api),
+            other => anyhow::anyhow!("{other}"),
+        })?;
+    let elapsed = started.elapsed();
+    let sample = match end {
+        PageEnd::Complete(context) => format!(
+            "{} event(s) in the last 5 minutes' sample, offset returned",
+            context.total.unwrap_or(stats.events)
+        ),
+        PageEnd::Stopped => "stopped".to_string(),
+    };
+    writeln!(
+        out,
+        "request      signed GET {} → HTTP 200 in {} ms ({sample})",
+        client.path_and_query(&request),
+        elapsed.as_millis()
+    )?;
+    writeln!(
+        out,
+        "OK: the credentials work and the security configurations are readable"
+    )?;
+    Ok(Exit::Success)
+}
+
+fn describe_output(output: &OutputSettings) -> String {
+    let format = format!("{:?}", output.format).to_ascii_lowercase();
+    match &output.target {
+        OutputTarget::Stdout => format!("stdout, {format} format"),
+        OutputTarget::File(path) => format!("{} (appended), {format} format", path.display()),
+    }
+}
+
+/// Decode saved raw API output offline into the configured format.
+fn decode(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> anyhow::Result<Exit> {
+    let output = resolver.output()?;
+    let input: Box<dyn std::io::Read> = match file {
+        Some(path) if path.as_os_str() != "-" => Box::new(
+            std::fs::File::open(path)
+                .map_err(|e| ConfigError::Usage(format!("cannot read {}: {e}", path.display())))?,
+        ),
+        _ => Box::new(std::io::stdin().lock()),
+    };
+    let mut sink = match &output.target {
+        OutputTarget::Stdout => Sink::stdout(),
+        OutputTarget::File(path) => Sink::file(path, None)?.0,
+    };
+    let formatter = Formatter::new(&output);
+    let mut lines = Lines::new(ReadChunks::new(input, 256 * 1024), 8 * 1024 * 1024);
+    let mut line_buffer = Vec::new();
+    let (mut events, mut bad) = (0u64, 0u64);
+    while let Some(line) = lines.next_line()? {
+        let bytes = match line {
+            Line::Complete(bytes) | Line::Unterminated(bytes) => bytes,
+            Line::Oversized { .. } => {
+                bad += 1;
+                continue;
+            }
+        };
+        let raw = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let Ok(value) = Value::parse(raw) else {
+            bad += 1;
+            continue;
+        };
+        if parse_context(&value).is_some() || !matches!(value, Value::Object(_)) {
+            bad += u64::from(!matches!(value, Value::Object(_)));
+            continue;
+        }
+        line_buffer.clear();
+        formatter.write(raw, value, &mut line_buffer);
+        if sink.needs_flush_before(line_buffer.len()) {
+            sink.flush()?;
+        }
+        sink.append(&line_buffer);
+        events += 1;
+    }
+    sink.commit()?;
+    if bad > 0 {
+        tracing::warn!(
+            code = "bad_lines",
+            "skipped {bad} line(s) that are not JSON events"
+        );
+    }
+    tracing::info!(code = "summary", "decoded {events} event(s)");
+    Ok(Exit::Success)
+}
+
+fn state_show(resolver: &Resolver<'_>) -> anyhow::Result<Exit> {
+    let settings = resolver
+        .state(false)?
+        .expect("state settings exist when not stateless");
+    let mut out = std::io::stdout().lock();
+    let Some(state) = StateFile::new(&settings.path).load()? else {
+        writeln!(
+            out,
+            "no state at {}: the next run is a first run (from {} ago)",
+            settings.path.display(),
+            human_duration(settings.initial_lookback)
+        )?;
+        return Ok(Exit::Success);
+    };
+    let now = collect::unix_now();
+    let ago = |t: i64| human_duration(Duration::from_secs((now - t).max(0) as u64));
+    let at = |t: i64| {
+        jiff::Timestamp::from_second(t)
+            .map(describe)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    writeln!(out, "state file   {}", settings.path.display())?;
+    writeln!(out, "host         {}", state.host)?;
+    writeln!(out, "config ids   {}", state.config_ids)?;
+    match (&state.offset, state.offset_obtained_at) {
+        (Some(offset), Some(t)) => {
+            writeln!(out, "offset       {offset} (obtained {} ago)", ago(t))?
+        }
+        (Some(offset), None) => writeln!(out, "offset       {offset}")?,
+        (None, _) => writeln!(out, "offset       none: the next run starts by time")?,
+    }
+    match state.checkpoint {
+        Some(t) => writeln!(
+            out,
+            "checkpoint   {} ({} ago): events stored before it are delivered",
+            at(t),
+            ago(t)
+        )?,
+        None => writeln!(out, "checkpoint   none")?,
+    }
+    if let Some(output) = &state.output {
+        writeln!(
+            out,
+            "output       {} committed at {} bytes",
+            output.path.display(),
+            output.length
+        )?;
+    }
+    writeln!(
+        out,
+        "seen         {} delivered-event hashes kept (journal generation {})",
+        state.seen.entries, state.seen.generation
+    )?;
+    if let Some(run) = &state.last_run {
+        let ending = match (&run.stopped_by, run.caught_up) {
+            (_, true) => "caught up".to_string(),
+            (Some(reason), false) => format!("stopped by {reason}"),
+            (None, false) => "did not finish".to_string(),
+        };
+        writeln!(
+            out,
+            "last run     {} ago: {} events in {} page(s), {ending}",
+            ago(run.finished_at),
+            run.events,
+            run.pages
+        )?;
+        let backlog = if run.caught_up {
+            "none at the last run".to_string()
+        } else {
+            let lag = state
+                .checkpoint
+                .map(|c| format!(", about {} of events behind", ago(c)))
+                .unwrap_or_default();
+            format!("events were still pending at the last run{lag}")
+        };
+        writeln!(out, "backlog      {backlog}")?;
+    }
+    Ok(Exit::Success)
+}
+
+fn state_reset(resolver: &Resolver<'_>, from: Option<&str>) -> anyhow::Result<Exit> {
+    let settings = resolver
+        .state(false)?
+        .expect("state settings exist when not stateless");
+    let api = resolver.api()?;
+    // A reset under a running collector would be overwritten by its next commit.
+    let _lock = RunLock::acquire(&settings.path)?;
+    let file = StateFile::new(&settings.path);
+    let now = collect::unix_now();
+    let checkpoint = match from {
+        Some(text) => {
+            let t = parse_time(text, jiff::Timestamp::from_second(now)?)
+                .map_err(|e| ConfigError::Usage(format!("--from: {e}")))?
+                .as_second();
+            if t < now - HORIZON || t > now {
+                return Err(ConfigError::Usage(
+                    "--from must be within the last 12 hours (the API keeps no more)".into(),
+                )
+                .into());
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let mut state = file
+        .load()?
+        .unwrap_or_else(|| State::new(&api.host, &api.config_ids.to_string()));
+    state.offset = None;
+    state.offset_obtained_at = None;
+    state.checkpoint = checkpoint;
+    state.host = api.host.clone();
+    state.config_ids = api.config_ids.to_string();
+    file.save(&state)?;
+    let mut out = std::io::stdout().lock();
+    match checkpoint {
+        Some(t) => writeln!(
+            out,
+            "reset {}: the next run starts by time from {}",
+            settings.path.display(),
+            describe(jiff::Timestamp::from_second(t)?)
+        )?,
+        None => writeln!(
+            out,
+            "reset {}: the next run starts like a first run ({} back)",
+            settings.path.display(),
+            human_duration(settings.initial_lookback)
+        )?,
+    }
+    Ok(Exit::Success)
+}

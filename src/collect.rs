@@ -1,0 +1,607 @@
+//! One fetch run: plan a request, read the page, drop replays, decode and write each event,
+//! commit, and repeat until caught up or a budget or a signal says stop.
+//!
+//! The commit order is the no-loss guarantee: events are written (and fsynced, for a file) and
+//! their hashes journalled before the state that moves past them is saved. Whatever happens in
+//! the middle of a page (a cut response, a budget, a signal), what was delivered is committed as
+//! delivered but the offset stays, so the next request repeats the page and the replayed events
+//! are dropped by hash.
+
+use crate::api::{ApiError, Client};
+use crate::checkpoint::{RunLock, RunRecord, Seen, State, StateFile, event_hash};
+use crate::config::{CollectSettings, OutputSettings, OutputTarget, StateSettings};
+use crate::event::Value;
+use crate::format::Formatter;
+use crate::output::{Reconciled, Sink};
+use crate::page::{Flow, PageEnd, PageError, PageReader, PageStats};
+use crate::poll::{Notice, PageResult, PlanSettings, Planner, Progress, Query, Request};
+use crate::retry::{Retry, random_unit};
+use crate::signals::Signals;
+use crate::timespec::{describe, human_duration};
+use anyhow::Context as _;
+use std::time::{Duration, Instant};
+
+/// In-memory part of the spool; beyond it the response goes to a temporary file.
+const SPOOL_MEMORY: usize = 4 * 1024 * 1024;
+/// A line longer than this is not an event Akamai would send; report and skip it.
+const MAX_RESPONSE_LINE: usize = 8 * 1024 * 1024;
+/// Replays dropped within a run without state (a page fetched again after a cut).
+const STATELESS_DEDUP: usize = 100_000;
+
+/// Where the run gets its first request from.
+#[derive(Debug, Clone, Copy)]
+pub enum Start {
+    /// Continue from the state file.
+    Stateful,
+    /// One window ending a safety lag before now, nothing remembered (`--no-state`).
+    Window,
+    /// `--from`/`--to`, nothing remembered.
+    Replay { from: i64, to: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    MaxEvents,
+    MaxBytes,
+    Signal(i32),
+}
+
+impl StopReason {
+    fn name(self) -> &'static str {
+        match self {
+            StopReason::MaxEvents => "max_events",
+            StopReason::MaxBytes => "max_bytes",
+            StopReason::Signal(_) => "signal",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub events: u64,
+    pub duplicates: u64,
+    pub pages: u64,
+    pub response_bytes: u64,
+    pub output_bytes: u64,
+    pub bad_lines: u64,
+    pub events_with_decode_errors: u64,
+    pub shrunk_events: u64,
+    pub retries: u32,
+    pub spilled_bytes: u64,
+    pub caught_up: bool,
+    pub stopped_by: Option<StopReason>,
+    /// An interval of events could not be fetched any more (reported as a gap).
+    pub lost_events: bool,
+    pub elapsed: Duration,
+}
+
+pub struct RunSetup<'a> {
+    pub client: &'a Client,
+    pub host: &'a str,
+    pub config_ids: &'a str,
+    pub collect: &'a CollectSettings,
+    pub output: &'a OutputSettings,
+    pub state: Option<&'a StateSettings>,
+    pub start: Start,
+    pub signals: &'a Signals,
+}
+
+/// Everything that happens to one event after it is read.
+struct Delivery {
+    sink: Sink,
+    seen: Seen,
+    formatter: Formatter,
+    line: Vec<u8>,
+    max_events: u64,
+    max_bytes: u64,
+    events: u64,
+    bytes: u64,
+    duplicates: u64,
+    events_with_decode_errors: u64,
+    shrunk_events: u64,
+    page_max_start: Option<f64>,
+    budget_hit: Option<StopReason>,
+}
+
+impl Delivery {
+    fn on_event(&mut self, raw: &[u8], event: Value<'_>) -> anyhow::Result<Flow> {
+        let hash = event_hash(raw);
+        if self.seen.contains(hash) {
+            self.duplicates += 1;
+            return Ok(Flow::Continue);
+        }
+        if self.events >= self.max_events {
+            self.budget_hit = Some(StopReason::MaxEvents);
+            return Ok(Flow::Stop);
+        }
+        if let Some(start) = event_start(&event) {
+            self.page_max_start = Some(self.page_max_start.map_or(start, |m| m.max(start)));
+        }
+        self.line.clear();
+        let formatted = self.formatter.write(raw, event, &mut self.line);
+        let length = self.line.len() as u64 + 1;
+        // The first event always goes, so a single huge event cannot stall the collector.
+        if self.events > 0 && self.bytes + length > self.max_bytes {
+            self.budget_hit = Some(StopReason::MaxBytes);
+            return Ok(Flow::Stop);
+        }
+        if self.sink.needs_flush_before(self.line.len()) {
+            self.flush()?;
+        }
+        self.sink.append(&self.line);
+        self.seen.record(hash);
+        self.events += 1;
+        self.bytes += length;
+        self.events_with_decode_errors += u64::from(formatted.decode_errors);
+        self.shrunk_events += u64::from(formatted.shrunk);
+        if self.sink.is_full() {
+            self.flush()?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Write the buffered lines, then journal exactly their hashes.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if let Err(error) = self.sink.flush() {
+            // Unknown how much reached the reader: not journalled, so at worst sent twice.
+            self.seen.discard_pending();
+            return Err(error.into());
+        }
+        self.seen.flush()?;
+        Ok(())
+    }
+}
+
+fn event_start(event: &Value<'_>) -> Option<f64> {
+    match event.pointer(&["httpMessage", "start"])? {
+        Value::String(text) => text.parse().ok(),
+        Value::Number(number) => number.as_f64(),
+        _ => None,
+    }
+    .filter(|start: &f64| start.is_finite())
+}
+
+struct Checkpointing {
+    file: StateFile,
+    state: State,
+    _lock: RunLock,
+}
+
+pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let now = unix_now();
+    let (checkpointing, sink, seen) = open_state_and_output(&setup)?;
+    let mut summary = Summary::default();
+    let planner = match setup.start {
+        Start::Window => Planner::window(setup.collect.window, setup.collect.limit, now),
+        Start::Replay { from, to } => Planner::replay(from, to, setup.collect.limit),
+        Start::Stateful => {
+            let settings = setup.state.expect("stateful runs have state settings");
+            // A state that has neither offset nor checkpoint never got past its first request.
+            let previous = checkpointing
+                .as_ref()
+                .map(|c| &c.state)
+                .filter(|s| s.offset.is_some() || s.checkpoint.is_some());
+            let (planner, notices) = Planner::stateful(
+                previous,
+                setup.host,
+                setup.config_ids,
+                &PlanSettings {
+                    limit: setup.collect.limit,
+                    initial_lookback: settings.initial_lookback,
+                    offset_ttl: settings.offset_ttl,
+                    overlap: settings.overlap,
+                },
+                now,
+            );
+            report_notices(&notices, &mut summary);
+            planner
+        }
+    };
+    let mut collector = Collector::new(&setup, checkpointing, sink, seen, planner);
+    collector.summary = summary;
+    collector.finish(started)
+}
+
+type Opened = (Option<Checkpointing>, Sink, Seen);
+
+fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Opened> {
+    let stateful = matches!(setup.start, Start::Stateful);
+    let Some(settings) = setup.state.filter(|_| stateful) else {
+        let sink = match &setup.output.target {
+            OutputTarget::Stdout => Sink::stdout(),
+            OutputTarget::File(path) => Sink::file(path, None)?.0,
+        };
+        return Ok((None, sink, Seen::in_memory(STATELESS_DEDUP)));
+    };
+    let lock = RunLock::acquire(&settings.path)?;
+    let file = StateFile::new(&settings.path);
+    let state = file
+        .load()?
+        .unwrap_or_else(|| State::new(setup.host, setup.config_ids));
+    let (sink, reconciled) = match &setup.output.target {
+        OutputTarget::Stdout => (Sink::stdout(), Reconciled::New),
+        OutputTarget::File(path) => Sink::file(path, state.output.as_ref())?,
+    };
+    match &reconciled {
+        Reconciled::CutTail { bytes } => tracing::warn!(
+            code = "recovered_crash",
+            "the previous run stopped between writing and committing: cut its last {bytes} \
+             uncommitted bytes from the output file; those events are fetched again"
+        ),
+        Reconciled::Rotated => tracing::info!("the output file was rotated since the last run"),
+        Reconciled::New | Reconciled::Continued => {}
+    }
+    let keep_uncommitted = !matches!(
+        reconciled,
+        Reconciled::CutTail { .. } | Reconciled::Continued
+    );
+    let seen = Seen::open(
+        &settings.path,
+        state.seen,
+        keep_uncommitted,
+        settings.dedup_capacity,
+    )?;
+    Ok((
+        Some(Checkpointing {
+            file,
+            state,
+            _lock: lock,
+        }),
+        sink,
+        seen,
+    ))
+}
+
+struct Collector<'a> {
+    setup: &'a RunSetup<'a>,
+    reader: PageReader,
+    delivery: Delivery,
+    checkpointing: Option<Checkpointing>,
+    planner: Planner,
+    retry: Retry,
+    summary: Summary,
+}
+
+impl<'a> Collector<'a> {
+    fn new(
+        setup: &'a RunSetup<'a>,
+        checkpointing: Option<Checkpointing>,
+        sink: Sink,
+        seen: Seen,
+        planner: Planner,
+    ) -> Collector<'a> {
+        Collector {
+            setup,
+            reader: PageReader {
+                memory_limit: SPOOL_MEMORY,
+                spill_dir: setup.collect.spool_dir.clone(),
+                max_line: MAX_RESPONSE_LINE,
+                stop: setup.signals.stop_flag(),
+            },
+            delivery: Delivery {
+                sink,
+                seen,
+                formatter: Formatter::new(setup.output),
+                line: Vec::with_capacity(64 * 1024),
+                max_events: setup.collect.max_events,
+                max_bytes: setup.collect.max_bytes,
+                events: 0,
+                bytes: 0,
+                duplicates: 0,
+                events_with_decode_errors: 0,
+                shrunk_events: 0,
+                page_max_start: None,
+                budget_hit: None,
+            },
+            checkpointing,
+            planner,
+            retry: Retry::new(setup.collect.retry_budget),
+            summary: Summary::default(),
+        }
+    }
+
+    fn finish(mut self, started: Instant) -> anyhow::Result<Summary> {
+        let result = self.pages();
+        self.collect_counters();
+        self.summary.elapsed = started.elapsed();
+        self.record_run();
+        result?;
+        self.log_summary();
+        Ok(self.summary)
+    }
+
+    fn pages(&mut self) -> anyhow::Result<()> {
+        loop {
+            if let Some(signal) = self.setup.signals.received() {
+                self.summary.stopped_by = Some(StopReason::Signal(signal));
+                return Ok(());
+            }
+            if self.delivery.events >= self.delivery.max_events {
+                self.summary.stopped_by = Some(StopReason::MaxEvents);
+                return Ok(());
+            }
+            let remaining = self.delivery.max_events - self.delivery.events;
+            let request = self.planner.next_request(remaining);
+            let requested_at = unix_now();
+            let mut stats = PageStats::default();
+            let outcome = self.fetch(&request, &mut stats);
+            self.account(&stats);
+            match outcome {
+                Ok(PageEnd::Complete(context)) => {
+                    let page = PageResult {
+                        events: stats.events,
+                        offset: context.offset,
+                        cut_at_limit: context.limit.is_some(),
+                        max_event_start: self.delivery.page_max_start,
+                        requested_at,
+                    };
+                    let progress = self.planner.page_done(&page, request.limit);
+                    self.commit(true)?;
+                    self.retry.succeeded();
+                    if progress == Progress::CaughtUp {
+                        self.summary.caught_up = true;
+                        return Ok(());
+                    }
+                }
+                Ok(PageEnd::Stopped) => {
+                    self.commit(false)?;
+                    self.summary.stopped_by = self.delivery.budget_hit;
+                    return Ok(());
+                }
+                Err(PageError::Interrupted) => {
+                    self.commit(false)?;
+                    let signal = self.setup.signals.received().unwrap_or(15);
+                    self.summary.stopped_by = Some(StopReason::Signal(signal));
+                    return Ok(());
+                }
+                Err(PageError::Handler(error)) => {
+                    // The output failed: keep what is known to be delivered, then stop.
+                    let _ = self.commit(false);
+                    return Err(error);
+                }
+                Err(PageError::Api(error)) => {
+                    self.commit(false)?;
+                    self.recover(error, &request)?;
+                }
+            }
+        }
+    }
+
+    fn fetch(&mut self, request: &Request, stats: &mut PageStats) -> Result<PageEnd, PageError> {
+        self.delivery.page_max_start = None;
+        let path = self.setup.client.path_and_query(request);
+        tracing::debug!("GET {path}");
+        let body = self.setup.client.open_page(request)?;
+        let delivery = &mut self.delivery;
+        self.reader
+            .read(body, stats, |raw, event| delivery.on_event(raw, event))
+    }
+
+    /// Decide what to do after a failed page; `Err` ends the run.
+    fn recover(&mut self, error: ApiError, request: &Request) -> anyhow::Result<()> {
+        let now = unix_now();
+        match error {
+            ApiError::OffsetExpired { .. } => {
+                let notices = self.planner.offset_expired(now)?;
+                report_notices(&notices, &mut self.summary);
+                Ok(())
+            }
+            ApiError::BadRequest { .. } if matches!(request.query, Query::Time { .. }) => {
+                match self.planner.from_rejected(now) {
+                    Some(notices) => {
+                        tracing::warn!(
+                            code = "recovering",
+                            "the API refused `from` as too old ({error}); retrying closer to now"
+                        );
+                        report_notices(&notices, &mut self.summary);
+                        Ok(())
+                    }
+                    None => Err(error.into()),
+                }
+            }
+            error => match self.retry.next_delay(&error, random_unit()) {
+                Some(delay) => {
+                    let code = match error {
+                        ApiError::InvalidTimestamp { .. } => "clock_skew",
+                        ApiError::Truncated { .. } => "truncated",
+                        _ => "retrying",
+                    };
+                    tracing::warn!(code, "{error}; retrying in {:.1}s", delay.as_secs_f64());
+                    self.setup.signals.sleep(delay);
+                    Ok(())
+                }
+                None if error.is_transient() => Err(anyhow::Error::new(error)
+                    .context("giving up for this run (retries or retry_budget exhausted); the next run continues from the same place")),
+                None => Err(error.into()),
+            },
+        }
+    }
+
+    /// Make delivered events durable and save the state that follows them. `page_complete`
+    /// moves the offset and checkpoint on; otherwise only what was delivered is recorded.
+    fn commit(&mut self, page_complete: bool) -> anyhow::Result<()> {
+        self.delivery.flush()?;
+        let output = self.delivery.sink.commit()?;
+        let seen = self.delivery.seen.sync()?;
+        let Some(checkpointing) = &mut self.checkpointing else {
+            return Ok(());
+        };
+        let state = &mut checkpointing.state;
+        // A stdout run keeps the last file position, for a later run into that file.
+        if output.is_some() {
+            state.output = output;
+        }
+        state.seen = seen;
+        // A first run cut short must still remember where its time window began.
+        if page_complete || state.checkpoint.is_none() {
+            state.checkpoint = self.planner.checkpoint();
+        }
+        if page_complete {
+            if let Some((offset, obtained)) = self.planner.offset() {
+                state.offset = Some(offset.to_string());
+                state.offset_obtained_at = obtained;
+            }
+            state.host = self.setup.host.to_string();
+            state.config_ids = self.setup.config_ids.to_string();
+        }
+        checkpointing
+            .file
+            .save(state)
+            .context("committing the page")?;
+        if let Some(old_generation) = self.delivery.seen.compact_if_large()? {
+            state.seen = self.delivery.seen.position();
+            checkpointing.file.save(state)?;
+            Seen::remove_generation(checkpointing.file.path(), old_generation);
+        }
+        Ok(())
+    }
+
+    fn account(&mut self, stats: &PageStats) {
+        self.summary.pages += 1;
+        self.summary.response_bytes += stats.bytes;
+        self.summary.spilled_bytes += stats.spilled_bytes;
+        self.summary.bad_lines += stats.bad_lines;
+        if stats.bad_lines > 0 {
+            tracing::error!(
+                code = "bad_lines",
+                "skipped {} response line(s) that are not JSON events; the first began: {}",
+                stats.bad_lines,
+                stats.first_bad_line.as_deref().unwrap_or("")
+            );
+        }
+    }
+
+    fn collect_counters(&mut self) {
+        let d = &self.delivery;
+        self.summary.events = d.events;
+        self.summary.duplicates = d.duplicates;
+        self.summary.output_bytes = d.bytes;
+        self.summary.events_with_decode_errors = d.events_with_decode_errors;
+        self.summary.shrunk_events = d.shrunk_events;
+        self.summary.retries = self.retry.total_retries;
+    }
+
+    /// Remember how this run ended, for `state show`; best effort (the commit already happened).
+    fn record_run(&mut self) {
+        let Some(checkpointing) = &mut self.checkpointing else {
+            return;
+        };
+        checkpointing.state.last_run = Some(RunRecord {
+            finished_at: unix_now(),
+            events: self.summary.events,
+            pages: self.summary.pages,
+            caught_up: self.summary.caught_up,
+            stopped_by: self.summary.stopped_by.map(|s| s.name().to_string()),
+        });
+        if let Err(error) = checkpointing.file.save(&checkpointing.state) {
+            tracing::warn!("{error}");
+        }
+    }
+
+    fn log_summary(&self) {
+        let s = &self.summary;
+        let position = match self.planner.offset() {
+            Some((offset, _)) => format!("offset {}", abbreviate(offset)),
+            None => "a time query".to_string(),
+        };
+        let checkpoint = self
+            .planner
+            .checkpoint()
+            .map(|c| format!(", checkpoint {}", describe(jiff_from(c))))
+            .unwrap_or_default();
+        let state = if self.checkpointing.is_some() {
+            format!("next run continues at {position}{checkpoint}")
+        } else {
+            "no state kept".to_string()
+        };
+        let status = if s.caught_up {
+            "caught up".to_string()
+        } else {
+            match s.stopped_by {
+                Some(reason) => format!("stopped by {}", reason.name()),
+                None => "stopped".to_string(),
+            }
+        };
+        tracing::info!(
+            code = "summary",
+            events = s.events,
+            duplicates = s.duplicates,
+            pages = s.pages,
+            response_bytes = s.response_bytes,
+            output_bytes = s.output_bytes,
+            retries = s.retries,
+            seconds = format!("{:.3}", s.elapsed.as_secs_f64()),
+            "{} events in {} page(s), {status}; {state}",
+            s.events,
+            s.pages
+        );
+        if s.events_with_decode_errors > 0 {
+            tracing::warn!(
+                code = "decode_errors",
+                "{} event(s) had fields that could not be decoded; they are delivered with \
+                 their original text and list the fields in decodeErrors",
+                s.events_with_decode_errors
+            );
+        }
+        if let Some(reason @ (StopReason::MaxEvents | StopReason::MaxBytes)) = s.stopped_by {
+            let behind = self
+                .planner
+                .checkpoint()
+                .map(|c| {
+                    format!(
+                        " (the checkpoint is {} behind now)",
+                        human_duration(Duration::from_secs((unix_now() - c).max(0) as u64))
+                    )
+                })
+                .unwrap_or_default();
+            tracing::warn!(
+                code = "behind",
+                "this run reached {} with events still pending{behind}; the next run continues \
+                 exactly here. If this repeats, the collector falls behind: raise max_events and \
+                 Wazuh's wazuh_modules.max_eps, shorten the interval, or use the file route",
+                reason.name()
+            );
+        }
+    }
+}
+
+fn report_notices(notices: &[Notice], summary: &mut Summary) {
+    for notice in notices {
+        match notice {
+            Notice::Gap { from, to } => {
+                summary.lost_events = true;
+                tracing::error!(
+                    code = "gap",
+                    gap_from = from,
+                    gap_to = to,
+                    "events stored from {} to {} can no longer be fetched (the API keeps 12 \
+                     hours): they are lost. Run the collector more often, and alert on this",
+                    describe(jiff_from(*from)),
+                    describe(jiff_from(*to))
+                );
+            }
+            Notice::Recovering { from, reason } => tracing::warn!(
+                code = "recovering",
+                "{reason}: continuing by time from {}; events already delivered are dropped by hash",
+                describe(jiff_from(*from))
+            ),
+        }
+    }
+}
+
+fn abbreviate(text: &str) -> String {
+    if text.chars().count() <= 24 {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(24).collect::<String>())
+    }
+}
+
+fn jiff_from(seconds: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(seconds).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+pub fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}

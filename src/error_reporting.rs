@@ -1,0 +1,178 @@
+//! Errors to exit codes and one clear diagnostic.
+//!
+//! Wazuh's command wodle only logs a warning for a non-zero exit but throws away all output of a
+//! command that exits 127, so 127 is never used. The codes are documented in README.md.
+
+use crate::api::ApiError;
+use crate::checkpoint::{LockError, StateError};
+use crate::config::ConfigError;
+use crate::output::OutputError;
+use crate::poll::RecoveriesExhausted;
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    Internal,
+    Usage,
+    Config,
+    Auth,
+    Api,
+    Output,
+    State,
+    Locked,
+    /// The run finished, but events older than the API's 12-hour horizon were lost (a gap was
+    /// reported with its exact interval).
+    DataLost,
+    /// Stopped by SIGINT (130) or SIGTERM (143) after leaving output and state consistent.
+    Interrupted(i32),
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Internal => 1,
+            Exit::Usage => 2,
+            Exit::Config => 3,
+            Exit::Auth => 4,
+            Exit::Api => 5,
+            Exit::Output => 6,
+            Exit::State => 7,
+            Exit::Locked => 8,
+            Exit::DataLost => 9,
+            Exit::Interrupted(signal) => u8::try_from(128 + signal).unwrap_or(1),
+        }
+    }
+
+    /// A short name for the code, for diagnostics that rules can match.
+    pub fn diagnostic_code(self) -> &'static str {
+        match self {
+            Exit::Success => "ok",
+            Exit::Internal => "internal_error",
+            Exit::Usage => "usage_error",
+            Exit::Config => "config_error",
+            Exit::Auth => "auth_failed",
+            Exit::Api => "api_unavailable",
+            Exit::Output => "output_error",
+            Exit::State => "state_error",
+            Exit::Locked => "locked",
+            Exit::DataLost => "gap",
+            Exit::Interrupted(_) => "interrupted",
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}
+
+/// The exit code for an error: the first typed error in its chain decides.
+pub fn classify(error: &anyhow::Error) -> Exit {
+    for cause in error.chain() {
+        if let Some(error) = cause.downcast_ref::<ConfigError>() {
+            return match error {
+                ConfigError::Usage(_) => Exit::Usage,
+                _ => Exit::Config,
+            };
+        }
+        if let Some(error) = cause.downcast_ref::<ApiError>() {
+            return match error {
+                ApiError::Unauthorized { .. } | ApiError::Forbidden { .. } => Exit::Auth,
+                ApiError::UnknownConfig { .. } | ApiError::BadRequest { .. } => Exit::Config,
+                ApiError::Setup(_) => Exit::Config,
+                _ => Exit::Api,
+            };
+        }
+        if cause.downcast_ref::<RecoveriesExhausted>().is_some() {
+            return Exit::Api;
+        }
+        if cause.downcast_ref::<OutputError>().is_some() {
+            return Exit::Output;
+        }
+        if let Some(error) = cause.downcast_ref::<LockError>() {
+            return match error {
+                LockError::Held { .. } => Exit::Locked,
+                LockError::Io { .. } => Exit::State,
+            };
+        }
+        if cause.downcast_ref::<StateError>().is_some() {
+            return Exit::State;
+        }
+    }
+    Exit::Internal
+}
+
+/// Log the error (in whatever shape diagnostics currently take) and return its exit code.
+pub fn report(error: &anyhow::Error) -> ExitCode {
+    let exit = classify(error);
+    let code = exit.diagnostic_code();
+    let message = format!("{error:#}");
+    match exit {
+        Exit::Locked => tracing::warn!(code, "{message}"),
+        Exit::Internal => tracing::error!(
+            code,
+            "{message} (this looks like a bug: please report it with this message)"
+        ),
+        _ => tracing::error!(code, "{message}"),
+    }
+    exit.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn typed_errors_decide_the_code_through_context() {
+        let error = anyhow::Error::new(ApiError::Unauthorized { detail: "x".into() })
+            .context("fetching page 3");
+        assert_eq!(classify(&error), Exit::Auth);
+        let error: anyhow::Result<()> =
+            Err(ConfigError::Usage("bad".into())).context("while starting");
+        assert_eq!(classify(&error.unwrap_err()), Exit::Usage);
+        assert_eq!(classify(&anyhow::anyhow!("something odd")), Exit::Internal);
+    }
+
+    #[test]
+    fn no_code_is_127_and_all_differ() {
+        let all = [
+            Exit::Success,
+            Exit::Internal,
+            Exit::Usage,
+            Exit::Config,
+            Exit::Auth,
+            Exit::Api,
+            Exit::Output,
+            Exit::State,
+            Exit::Locked,
+            Exit::DataLost,
+            Exit::Interrupted(2),
+            Exit::Interrupted(15),
+        ];
+        let codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
+        assert!(!codes.contains(&127));
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len());
+        assert_eq!(Exit::Interrupted(15).code(), 143);
+    }
+
+    #[test]
+    fn transient_api_failures_are_api_errors_and_404_is_configuration() {
+        let server = anyhow::Error::new(ApiError::Server {
+            status: 503,
+            detail: "x".into(),
+        });
+        assert_eq!(classify(&server), Exit::Api);
+        let unknown = anyhow::Error::new(ApiError::UnknownConfig {
+            detail: "x".into(),
+            config_ids: "1".into(),
+        });
+        assert_eq!(classify(&unknown), Exit::Config);
+    }
+}
