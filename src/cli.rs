@@ -54,7 +54,7 @@ pub enum StateCommand {
     Reset {
         /// Start the next run from this time (Unix seconds, RFC 3339 or relative like -2h;
         /// within the last 12 hours). Without it the next run behaves like a first run.
-        #[arg(long, value_name = "TIME")]
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
         from: Option<String>,
     },
 }
@@ -144,10 +144,16 @@ pub struct FetchArgs {
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_budget: Option<String>,
     /// Replay from this time (Unix seconds, RFC 3339, or relative like -2h); implies --no-state
-    #[arg(long, global = true, value_name = "TIME")]
+    #[arg(long, global = true, value_name = "TIME", allow_hyphen_values = true)]
     pub from: Option<String>,
     /// End of the replay [default: now - 60s]
-    #[arg(long, global = true, value_name = "TIME", requires = "from")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "TIME",
+        requires = "from",
+        allow_hyphen_values = true
+    )]
     pub to: Option<String>,
 }
 
