@@ -84,6 +84,9 @@ impl Default for Options {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
+    /// Serve this request normally: queued before another fault, it places that fault on a
+    /// later request.
+    Pass,
     /// An error status with a problem+json body (429, 5xx; 401/403/404 on demand).
     Status(u16),
     TooManyRequests {
