@@ -268,6 +268,11 @@ impl FakeAkamai {
         lock(&self.shared.faults).push_back(fault);
     }
 
+    /// Drop the faults not yet used.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
     /// Every offset handed out so far answers 416 from now on.
     pub fn expire_offsets(&self) {
         let serial = self.shared.serial.load(Ordering::SeqCst);
