@@ -28,10 +28,54 @@ const HORIZON: i64 = 12 * 3600;
 /// Run the command line and turn the outcome into an exit code.
 pub fn main(cli: Cli) -> ExitCode {
     logging::init_early(early_diagnostics(&cli));
+    report_panics_as_diagnostics();
     match run(cli) {
         Ok(exit) => exit.into(),
         Err(error) => error_reporting::report(&error),
     }
+}
+
+/// The command line could not be parsed. Under Wazuh's wodle even this must not reach the
+/// event stream as free text.
+pub fn main_with_usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) || !logging::stderr_is_stdout()
+    {
+        error.exit();
+    }
+    logging::init_early(Diagnostics::Json);
+    let message = error.render().to_string();
+    let first_line = message.lines().next().unwrap_or("invalid command line");
+    tracing::error!(
+        code = "usage_error",
+        "{first_line} (see akamai-siem --help)"
+    );
+    Exit::Usage.into()
+}
+
+/// A panic is a bug, but its message must still take the diagnostics' shape (JSON under the
+/// wodle), and say what to do.
+fn report_panics_as_diagnostics() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(
+            code = "internal_error",
+            "internal error{place}: {payload} (a bug: please report it; the state is consistent, \
+             the next run repeats what was not committed)"
+        );
+    }));
 }
 
 /// Before the config is read only the flag or the environment can say how to log.

@@ -3,6 +3,9 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // clap exits 2 on usage errors and 0 for --help/--version; never 127.
-    akamai_siem::app::main(Cli::parse())
+    // Usage errors exit 2, --help and --version 0; never 127 (Wazuh discards that output).
+    match Cli::try_parse() {
+        Ok(cli) => akamai_siem::app::main(cli),
+        Err(error) => akamai_siem::app::main_with_usage_error(error),
+    }
 }

@@ -1,6 +1,16 @@
-//! Shaping decoded events for Wazuh's JSON decoder and rules (see docs/wazuh.md).
+//! Shaping decoded events for Wazuh's JSON decoder and rules (see docs/wazuh.md §3).
+//!
+//! Every line starts with `{"integration":"akamai",` (the discriminator the rules key on) and a
+//! top-level `srcip` (the client IP, which unlocks `<same_srcip/>`, CDB lists, active response and
+//! GeoIP). Wazuh turns `null` into the text "null", prints non-integer numbers with six decimals,
+//! pretty-prints arrays of objects over several lines, lets the first of two case-insensitively
+//! equal keys win, drops fields beyond 256, and silently cuts lines at 64 KiB into invalid JSON.
+//! So: no nulls, numbers as strings, arrays of strings only, unique keys, at most `max_fields`
+//! leaf fields, and at most `max_line_bytes` per line, shrinking the largest fields with a visible
+//! marker rather than ever dropping an event.
 
-use crate::event::Value;
+use crate::event::{Object, Value};
+use std::borrow::Cow;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -24,27 +34,560 @@ pub struct Shaped {
     pub shrunk: bool,
 }
 
-/// Append `{"integration":"akamai","srcip":…,…event…}` to `out`.
-pub fn write_event(event: Value<'_>, out: &mut Vec<u8>, _limits: &Limits) -> Shaped {
+/// Top-level names Wazuh reserves (static fields, which rules cannot name in `<field>`) or that
+/// clash with its index template, and the two this shaping adds. An event field with one of
+/// these names is kept under `akamai_<name>`.
+const RESERVED_TOP_LEVEL: &[&str] = &[
+    "integration",
+    "srcip",
+    "dstip",
+    "srcport",
+    "dstport",
+    "protocol",
+    "action",
+    "user",
+    "srcuser",
+    "dstuser",
+    "id",
+    "status",
+    "url",
+    "data",
+    "extra_data",
+    "systemname",
+    "port",
+    "timestamp",
+];
+
+pub const CUT_FIELDS: &str = "cutFields";
+pub const RENAMED_FIELDS: &str = "renamedFields";
+pub const COLLAPSED_FIELDS: &str = "collapsedFields";
+
+/// Room for the shaping's own lists and markers when sizing cuts.
+const CUT_RESERVE: usize = 512;
+/// A cut field keeps at least this much of its start.
+const MIN_KEPT: usize = 64;
+
+/// Append the Wazuh-shaped line for one decoded event to `out`.
+pub fn write_event(event: Value<'_>, out: &mut Vec<u8>, limits: &Limits) -> Shaped {
     let Value::Object(fields) = event else {
-        event.write_compact(out);
-        return Shaped::default();
+        // Not an event object: keep the data, under a key Wazuh can decode.
+        let mut text = Vec::new();
+        event.write_compact(&mut text);
+        let fields = vec![(
+            Cow::Borrowed("unexpectedValue"),
+            Value::String(String::from_utf8_lossy(&text).into_owned().into()),
+        )];
+        return write_event(Value::Object(fields), out, limits);
     };
-    out.extend_from_slice(b"{\"integration\":\"akamai\"");
-    let srcip = Value::Object(fields.clone())
-        .pointer(&["attackData", "clientIP"])
+    let mut notes = Notes::default();
+    let srcip = fields
+        .iter()
+        .find(|(k, _)| k == "attackData")
+        .and_then(|(_, v)| v.get("clientIP"))
         .and_then(Value::as_str)
         .map(str::to_string);
+    let mut shaped = normalise_object(fields, "", true, &mut notes);
+    let added = 1 + usize::from(srcip.is_some()) + 3;
+    collapse_until(
+        &mut shaped,
+        limits.max_fields.saturating_sub(added),
+        &mut notes,
+    );
+
+    let start = out.len();
+    write_line(&shaped, srcip.as_deref(), &notes, out);
+    let mut rounds = 0;
+    while out.len() - start > limits.max_line_bytes {
+        rounds += 1;
+        let excess = out.len() - start - limits.max_line_bytes + CUT_RESERVE;
+        let cut = cut_largest(&mut shaped, excess, &mut notes);
+        out.truncate(start);
+        if !cut || rounds > 64 {
+            write_minimal(&shaped, srcip.as_deref(), limits.max_line_bytes, out);
+            return Shaped { shrunk: true };
+        }
+        write_line(&shaped, srcip.as_deref(), &notes, out);
+    }
+    Shaped {
+        shrunk: !notes.cut.is_empty() || !notes.collapsed.is_empty(),
+    }
+}
+
+#[derive(Default)]
+struct Notes {
+    cut: Vec<String>,
+    renamed: Vec<String>,
+    collapsed: Vec<String>,
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Nulls dropped, scalars as strings, arrays of strings, keys unique case-insensitively.
+fn normalise_object<'a>(
+    fields: Object<'a>,
+    prefix: &str,
+    top_level: bool,
+    notes: &mut Notes,
+) -> Object<'a> {
+    let mut result: Object<'a> = Vec::with_capacity(fields.len());
+    for (key, value) in fields {
+        let value = match value {
+            Value::Null => continue,
+            Value::Object(inner) => {
+                Value::Object(normalise_object(inner, &join(prefix, &key), false, notes))
+            }
+            Value::Array(items) => Value::Array(items.into_iter().map(array_element).collect()),
+            scalar => Value::String(scalar_text(scalar)),
+        };
+        let key = unique_key(key, &result, top_level, prefix, notes);
+        result.push((key, value));
+    }
+    result
+}
+
+fn unique_key<'a>(
+    key: Cow<'a, str>,
+    taken: &Object<'a>,
+    top_level: bool,
+    prefix: &str,
+    notes: &mut Notes,
+) -> Cow<'a, str> {
+    let clashes = |candidate: &str| {
+        taken.iter().any(|(k, _)| k.eq_ignore_ascii_case(candidate))
+            || (top_level
+                && RESERVED_TOP_LEVEL
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(candidate)))
+    };
+    if !clashes(&key) {
+        return key;
+    }
+    let base = if top_level {
+        format!("akamai_{key}")
+    } else {
+        key.to_string()
+    };
+    let mut candidate = base.clone();
+    let mut n = 2;
+    while clashes(&candidate) {
+        candidate = format!("{base}_{n}");
+        n += 1;
+    }
+    notes.renamed.push(format!(
+        "{} -> {}",
+        join(prefix, &key),
+        join(prefix, &candidate)
+    ));
+    Cow::Owned(candidate)
+}
+
+fn scalar_text<'a>(value: Value<'a>) -> Cow<'a, str> {
+    match value {
+        Value::String(text) => text,
+        Value::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+        Value::Number(n) => Cow::Owned(n.to_string()),
+        other => {
+            let mut text = Vec::new();
+            other.write_compact(&mut text);
+            Cow::Owned(String::from_utf8_lossy(&text).into_owned())
+        }
+    }
+}
+
+/// Elements keep their place (rule lists are aligned by index): a null becomes "".
+fn array_element(value: Value<'_>) -> Value<'_> {
+    match value {
+        Value::Null => Value::String(Cow::Borrowed("")),
+        Value::String(text) => Value::String(text),
+        other => Value::String(scalar_text(other)),
+    }
+}
+
+/// Wazuh counts every non-object value as one field (arrays included, as one text).
+fn leaves(fields: &Object<'_>) -> usize {
+    fields
+        .iter()
+        .map(|(_, v)| match v {
+            Value::Object(inner) => leaves(inner),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Turn the object with the most leaves into one JSON-text field until the event fits.
+fn collapse_until(fields: &mut Object<'_>, max_leaves: usize, notes: &mut Notes) {
+    while leaves(fields) > max_leaves {
+        let Some(path) = largest_object(fields, "") else {
+            return;
+        };
+        let Some(slot) = find_mut(fields, &path) else {
+            return;
+        };
+        let mut text = Vec::new();
+        slot.write_compact(&mut text);
+        *slot = Value::String(Cow::Owned(String::from_utf8_lossy(&text).into_owned()));
+        notes.collapsed.push(path.join("."));
+    }
+}
+
+/// The path of the object holding the most leaves (preferring the deepest such object whose
+/// collapse suffices is not needed: collapsing the biggest converges fastest).
+fn largest_object(fields: &Object<'_>, _prefix: &str) -> Option<Vec<String>> {
+    let mut best: Option<(usize, Vec<String>)> = None;
+    fn visit(fields: &Object<'_>, path: &mut Vec<String>, best: &mut Option<(usize, Vec<String>)>) {
+        for (key, value) in fields {
+            if let Value::Object(inner) = value {
+                path.push(key.to_string());
+                let count = leaves(inner);
+                if count > 1 && best.as_ref().is_none_or(|(c, _)| count > *c) {
+                    *best = Some((count, path.clone()));
+                }
+                visit(inner, path, best);
+                path.pop();
+            }
+        }
+    }
+    visit(fields, &mut Vec::new(), &mut best);
+    best.map(|(_, path)| path)
+}
+
+fn find_mut<'v, 'a>(fields: &'v mut Object<'a>, path: &[String]) -> Option<&'v mut Value<'a>> {
+    let (first, rest) = path.split_first()?;
+    let value = fields
+        .iter_mut()
+        .find(|(k, _)| k == first.as_str())
+        .map(|(_, v)| v)?;
+    if rest.is_empty() {
+        return Some(value);
+    }
+    match value {
+        Value::Object(inner) => find_mut(inner, rest),
+        _ => None,
+    }
+}
+
+/// Serialised size of each leaf, with its path.
+fn leaf_sizes(fields: &Object<'_>, path: &mut Vec<String>, sizes: &mut Vec<(usize, Vec<String>)>) {
+    for (key, value) in fields {
+        path.push(key.to_string());
+        match value {
+            Value::Object(inner) => leaf_sizes(inner, path, sizes),
+            leaf => {
+                let mut text = Vec::new();
+                leaf.write_compact(&mut text);
+                sizes.push((text.len(), path.clone()));
+            }
+        }
+        path.pop();
+    }
+}
+
+/// Shrink the largest leaf by `excess` bytes (keeping at least its start); false when nothing
+/// can be cut any more.
+fn cut_largest(fields: &mut Object<'_>, excess: usize, notes: &mut Notes) -> bool {
+    let mut sizes = Vec::new();
+    leaf_sizes(fields, &mut Vec::new(), &mut sizes);
+    let Some((size, path)) = sizes.into_iter().max_by_key(|(size, _)| *size) else {
+        return false;
+    };
+    if size <= MIN_KEPT * 2 {
+        return false;
+    }
+    let target = size.saturating_sub(excess).max(MIN_KEPT);
+    let Some(slot) = find_mut(fields, &path) else {
+        return false;
+    };
+    match slot {
+        Value::String(text) => *text = Cow::Owned(cut_string(text, target)),
+        Value::Array(items) => cut_array(items, target),
+        _ => return false,
+    }
+    let name = path.join(".");
+    if !notes.cut.contains(&name) {
+        notes.cut.push(name);
+    }
+    true
+}
+
+/// The start of `text` whose escaped form fits `budget` bytes, with a marker saying how much
+/// was cut.
+fn cut_string(text: &str, budget: usize) -> String {
+    let marker_room = 40;
+    let keep = budget.saturating_sub(marker_room);
+    let mut kept = 0;
+    let mut end = 0;
+    for (index, c) in text.char_indices() {
+        let width = escaped_width(c);
+        if kept + width > keep {
+            break;
+        }
+        kept += width;
+        end = index + c.len_utf8();
+    }
+    format!("{}…[cut {} bytes]", &text[..end], text.len() - end)
+}
+
+fn escaped_width(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// Keep the leading elements that fit `budget`, cutting the one that crosses it, and add a
+/// marker element saying how many were cut.
+fn cut_array(items: &mut Vec<Value<'_>>, budget: usize) {
+    let total = items.len();
+    let mut used = 2;
+    let mut kept = 0;
+    for item in items.iter_mut() {
+        let text = item.as_str().unwrap_or_default().to_string();
+        let width: usize = text.chars().map(escaped_width).sum::<usize>() + 3;
+        if used + width > budget {
+            let room = budget.saturating_sub(used);
+            if room > MIN_KEPT {
+                *item = Value::String(Cow::Owned(cut_string(&text, room)));
+                kept += 1;
+            }
+            break;
+        }
+        used += width;
+        kept += 1;
+    }
+    items.truncate(kept);
+    items.push(Value::String(Cow::Owned(format!(
+        "…[cut {} of {total} items]",
+        total - kept.min(total)
+    ))));
+}
+
+fn write_line(fields: &Object<'_>, srcip: Option<&str>, notes: &Notes, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"integration\":\"akamai\"");
     if let Some(ip) = srcip {
         out.extend_from_slice(b",\"srcip\":");
-        Value::String(ip.into()).write_compact(out);
+        crate::event::write_string(ip, out);
     }
     for (key, value) in fields {
         out.push(b',');
-        Value::String(key).write_compact(out);
+        crate::event::write_string(key, out);
         out.push(b':');
         value.write_compact(out);
     }
+    for (name, list) in [
+        (CUT_FIELDS, &notes.cut),
+        (COLLAPSED_FIELDS, &notes.collapsed),
+        (RENAMED_FIELDS, &notes.renamed),
+    ] {
+        if !list.is_empty() {
+            out.push(b',');
+            crate::event::write_string(name, out);
+            out.extend_from_slice(b":[");
+            for (index, entry) in list.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                crate::event::write_string(entry, out);
+            }
+            out.push(b']');
+        }
+    }
     out.push(b'}');
-    Shaped::default()
+}
+
+/// Last resort for an event that cannot be shrunk field by field (thousands of tiny fields or
+/// giant keys): the identifying fields, and the whole event as one cut text.
+fn write_minimal(fields: &Object<'_>, srcip: Option<&str>, cap: usize, out: &mut Vec<u8>) {
+    let mut whole = Vec::new();
+    Value::Object(fields.clone()).write_compact(&mut whole);
+    let text = String::from_utf8_lossy(&whole);
+    let keep: Object<'_> = ["type", "attackData", "httpMessage"]
+        .iter()
+        .filter_map(|k| fields.iter().find(|(key, _)| key == k))
+        .filter_map(|(k, v)| match (k.as_ref(), v) {
+            ("type", v) => Some((k.clone(), v.clone())),
+            (_, Value::Object(inner)) => {
+                let small: Object<'_> = inner
+                    .iter()
+                    .filter(|(key, _)| {
+                        ["requestId", "host", "clientIP", "configId", "appliedAction"]
+                            .contains(&key.as_ref())
+                    })
+                    .cloned()
+                    .collect();
+                Some((k.clone(), Value::Object(small)))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut head = Vec::new();
+    let notes = Notes {
+        cut: vec!["*".into()],
+        ..Notes::default()
+    };
+    write_line(&keep, srcip, &notes, &mut head);
+    let room = cap.saturating_sub(head.len() + 32);
+    let mut fields = keep;
+    fields.push((
+        Cow::Borrowed("truncatedEvent"),
+        Value::String(Cow::Owned(cut_string(&text, room))),
+    ));
+    write_line(&fields, srcip, &notes, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(input: &str, limits: &Limits) -> (String, serde_json::Value, Shaped) {
+        let event = Value::parse(input.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let shaped = write_event(event, &mut out, limits);
+        let text = String::from_utf8(out).unwrap();
+        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (text, value, shaped)
+    }
+
+    fn default_shape(input: &str) -> (String, serde_json::Value) {
+        let (text, value, _) = shape(input, &Limits::default());
+        (text, value)
+    }
+
+    #[test]
+    fn starts_with_the_discriminator_and_adds_srcip() {
+        let (text, value) =
+            default_shape(r#"{"type":"akamai_siem","attackData":{"clientIP":"2001:db8::1"}}"#);
+        assert!(
+            text.starts_with(r#"{"integration":"akamai","srcip":"2001:db8::1","type":"#),
+            "{text}"
+        );
+        assert_eq!(value["attackData"]["clientIP"], "2001:db8::1");
+    }
+
+    #[test]
+    fn nulls_numbers_and_arrays_are_made_wazuh_safe() {
+        let (text, _) = default_shape(
+            r#"{"a":null,"n":1.5,"b":true,"list":["x",2,null,{"o":1},[1]],"o":{"z":null,"k":7}}"#,
+        );
+        assert_eq!(
+            text,
+            r#"{"integration":"akamai","n":"1.5","b":"true","list":["x","2","","{\"o\":1}","[1]"],"o":{"k":"7"}}"#
+        );
+    }
+
+    #[test]
+    fn duplicate_and_reserved_keys_are_renamed_never_dropped() {
+        let (text, value) =
+            default_shape(r#"{"id":"1","Geo":{"a":"1","A":"2","a":"3"},"srcip":"x"}"#);
+        assert!(text.contains(r#""akamai_id":"1""#), "{text}");
+        assert!(
+            text.contains(r#""Geo":{"a":"1","A_2":"2","a_3":"3"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""akamai_srcip":"x""#), "{text}");
+        assert_eq!(value["renamedFields"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn too_many_fields_are_collapsed_into_text() {
+        let many: Vec<String> = (0..300).map(|i| format!("\"f{i}\":\"{i}\"")).collect();
+        let input = format!(
+            r#"{{"type":"akamai_siem","extra":{{{}}},"small":{{"a":"b"}}}}"#,
+            many.join(",")
+        );
+        let (_, value, shaped) = shape(&input, &Limits::default());
+        assert!(shaped.shrunk);
+        assert!(
+            value["extra"].is_string(),
+            "the big object became one text field"
+        );
+        assert_eq!(value["small"]["a"], "b");
+        assert_eq!(value["collapsedFields"], serde_json::json!(["extra"]));
+        let text = value["extra"].as_str().unwrap();
+        assert!(
+            text.contains("\"f299\":\"299\""),
+            "nothing lost: {text:.80}"
+        );
+    }
+
+    #[test]
+    fn oversized_events_are_cut_from_their_largest_fields_and_stay_valid() {
+        let big_header = "X".repeat(150_000);
+        let input = format!(
+            r#"{{"type":"akamai_siem","attackData":{{"clientIP":"1.2.3.4","ruleData":["{}","short"]}},"httpMessage":{{"requestId":"ab","requestHeaders":["Cookie: {big_header}","Host: a"],"query":"{}"}}}}"#,
+            "d".repeat(40_000),
+            "q".repeat(30_000)
+        );
+        let limits = Limits::default();
+        let (text, value, shaped) = shape(&input, &limits);
+        assert!(shaped.shrunk);
+        assert!(text.len() <= limits.max_line_bytes, "{}", text.len());
+        let cut: Vec<&str> = value["cutFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(cut.contains(&"httpMessage.requestHeaders"), "{cut:?}");
+        assert_eq!(
+            value["httpMessage"]["requestId"], "ab",
+            "small fields are untouched"
+        );
+        assert_eq!(value["srcip"], "1.2.3.4");
+        assert!(text.contains("…[cut "), "an explicit marker");
+    }
+
+    #[test]
+    fn every_cap_is_honoured_with_valid_json() {
+        let input = format!(
+            r#"{{"type":"akamai_siem","attackData":{{"clientIP":"1.2.3.4"}},"a":"{}","b":["{}","é\"\\{}"],"c":{{"d":"{}"}}}}"#,
+            "a".repeat(9_000),
+            "b".repeat(9_000),
+            "\\u0001".repeat(3_000),
+            "ü".repeat(4_000)
+        );
+        for cap in [1_000, 2_500, 5_000, 12_000, 60_000] {
+            let limits = Limits {
+                max_line_bytes: cap,
+                ..Limits::default()
+            };
+            let (text, _, _) = shape(&input, &limits);
+            assert!(text.len() <= cap, "cap {cap}: {}", text.len());
+            assert!(text.starts_with("{\"integration\":\"akamai\","));
+        }
+    }
+
+    #[test]
+    fn thousands_of_tiny_fields_fall_back_to_a_minimal_event() {
+        let many: Vec<String> = (0..5_000)
+            .map(|i| format!("\"k{i}\":{{\"v\":\"{i}\"}}"))
+            .collect();
+        let input = format!(
+            r#"{{"type":"akamai_siem","httpMessage":{{"requestId":"r1"}},{}}}"#,
+            many.join(",")
+        );
+        let limits = Limits {
+            max_line_bytes: 4_096,
+            max_fields: 200,
+        };
+        let (text, value, shaped) = shape(&input, &limits);
+        assert!(shaped.shrunk);
+        assert!(text.len() <= 4_096, "{}", text.len());
+        assert_eq!(value["httpMessage"]["requestId"], "r1");
+    }
+
+    #[test]
+    fn a_non_object_is_kept_under_a_decodable_key() {
+        let (text, _) = default_shape("[1,2]");
+        assert_eq!(
+            text,
+            r#"{"integration":"akamai","unexpectedValue":"[1,2]"}"#
+        );
+    }
 }
