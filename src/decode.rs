@@ -9,7 +9,7 @@
 use crate::event::{Object, Value};
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use percent_encoding::percent_decode;
+use memchr::memchr;
 use std::borrow::Cow;
 
 /// The seven parallel lists of `attackData`: element *i* of each belongs to rule *i*.
@@ -123,7 +123,7 @@ fn decode_http_message(http_message: &mut Value<'_>) {
 
 /// `%XX` once, `+` untouched, malformed escapes kept; `;`-split; each element base64.
 pub fn decode_rule_list(text: &str, path: &str, errors: &mut Vec<String>) -> Vec<Value<'static>> {
-    let unescaped: Cow<'_, [u8]> = percent_decode(text.as_bytes()).into();
+    let unescaped = percent_decode_once(text.as_bytes());
     unescaped
         .split(|&byte| byte == b';')
         .enumerate()
@@ -146,13 +146,22 @@ pub fn decode_rule_list(text: &str, path: &str, errors: &mut Vec<String>) -> Vec
 
 /// One percent-encoded block of `Name: value\r\n` lines → the lines, in order, repeats kept.
 pub fn decode_headers(text: &str) -> Value<'static> {
-    let unescaped: Cow<'_, [u8]> = percent_decode(text.as_bytes()).into();
-    let lines = unescaped
-        .split(|&byte| byte == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .filter(|line| !line.is_empty())
-        .map(|line| Value::String(Cow::Owned(String::from_utf8_lossy(line).into_owned())))
-        .collect();
+    let unescaped = percent_decode_once(text.as_bytes());
+    // Validate the block once; per-line lossy conversion only for the rare invalid block.
+    let lines = match std::str::from_utf8(&unescaped) {
+        Ok(block) => block
+            .split('\n')
+            .map(|line| line.strip_suffix('\r').unwrap_or(line))
+            .filter(|line| !line.is_empty())
+            .map(|line| Value::String(Cow::Owned(line.to_string())))
+            .collect(),
+        Err(_) => unescaped
+            .split(|&byte| byte == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .filter(|line| !line.is_empty())
+            .map(|line| Value::String(Cow::Owned(String::from_utf8_lossy(line).into_owned())))
+            .collect(),
+    };
     Value::Array(lines)
 }
 
@@ -160,11 +169,56 @@ pub fn decode_headers(text: &str) -> Value<'static> {
 /// original when decoding would not give valid UTF-8 (lossy would destroy attack evidence).
 /// `None` when there is nothing to change.
 pub fn decode_readable(text: &str) -> Option<String> {
-    if !text.contains('%') {
-        return None;
+    match percent_decode_once(text.as_bytes()) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(bytes) => String::from_utf8(bytes).ok(),
     }
-    let unescaped: Cow<'_, [u8]> = percent_decode(text.as_bytes()).into();
-    String::from_utf8(unescaped.into_owned()).ok()
+}
+
+/// `%XX` (either case) → the byte, once; anything else, a malformed `%` and `+` included, is
+/// copied as it is. Borrowed when there is no `%` at all. Runs between escapes are copied whole.
+pub fn percent_decode_once(input: &[u8]) -> Cow<'_, [u8]> {
+    let Some(first) = memchr(b'%', input) else {
+        return Cow::Borrowed(input);
+    };
+    let mut out = Vec::with_capacity(input.len());
+    out.extend_from_slice(&input[..first]);
+    let mut rest = &input[first..];
+    loop {
+        // `rest` starts with '%'.
+        match (
+            rest.get(1).and_then(|&b| hex_value(b)),
+            rest.get(2).and_then(|&b| hex_value(b)),
+        ) {
+            (Some(high), Some(low)) => {
+                out.push(high << 4 | low);
+                rest = &rest[3..];
+            }
+            _ => {
+                out.push(b'%');
+                rest = &rest[1..];
+            }
+        }
+        match memchr(b'%', rest) {
+            Some(next) => {
+                out.extend_from_slice(&rest[..next]);
+                rest = &rest[next..];
+            }
+            None => {
+                out.extend_from_slice(rest);
+                return Cow::Owned(out);
+            }
+        }
+    }
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
 }
 
 fn into_string_lossy(bytes: Vec<u8>) -> String {
@@ -284,6 +338,16 @@ mod tests {
     }
 
     #[test]
+    fn headers_with_invalid_utf8_are_kept_lossily_line_by_line() {
+        let out =
+            decode_text(r#"{"httpMessage":{"requestHeaders":"A%3a%20%ff%0d%0aB%3a%20ok%0d%0a"}}"#);
+        assert_eq!(
+            out,
+            "{\"httpMessage\":{\"requestHeaders\":[\"A: \u{fffd}\",\"B: ok\"]}}"
+        );
+    }
+
+    #[test]
     fn path_and_query_are_decoded_once_leniently() {
         let out = decode_text(
             r#"{"httpMessage":{"path":"/a%20b/%zz","query":"q=1+2%3E%252F","method":"GET%20"}}"#,
@@ -325,6 +389,34 @@ mod tests {
             out,
             r#"{"attackData":{"ruleData":["A","***"]},"z":1,"decodeErrors":["attackData.ruleData[1]"]}"#
         );
+    }
+
+    #[test]
+    fn percent_decoding_matches_the_reference_crate_on_awkward_input() {
+        let cases: [&[u8]; 10] = [
+            b"",
+            b"%",
+            b"%%",
+            b"%4",
+            b"%4G",
+            b"%41%42",
+            b"a%2fb%2F%zz%",
+            b"+%2B+",
+            b"%%41",
+            b"end%4",
+        ];
+        for case in cases {
+            let reference: Vec<u8> = percent_encoding::percent_decode(case).collect();
+            assert_eq!(
+                percent_decode_once(case).as_ref(),
+                reference.as_slice(),
+                "{case:?}"
+            );
+        }
+        assert!(matches!(
+            percent_decode_once(b"no escapes"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

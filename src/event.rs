@@ -93,10 +93,86 @@ impl<'a> Value<'a> {
     }
 }
 
-/// serde_json's own escaping (only `"`, `\` and control characters), so output is
-/// byte-identical to serde_json's for the same value.
+/// serde_json's escaping (only `"`, `\` and control characters, `\u00xx` in lower case), so
+/// output is byte-identical to serde_json's for the same value. Eight bytes are checked at a time:
+/// most strings need no escape at all and are copied whole.
 pub fn write_string(text: &str, out: &mut Vec<u8>) {
-    serde_json::to_writer(out, text).expect("writing a string to a Vec cannot fail");
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    let mut index = 0;
+    while index + 8 <= bytes.len() {
+        let word = u64::from_le_bytes(bytes[index..index + 8].try_into().expect("8 bytes"));
+        if !needs_escape(word) {
+            index += 8;
+            continue;
+        }
+        for &byte in &bytes[index..index + 8] {
+            if ESCAPES[byte as usize] != 0 {
+                out.extend_from_slice(&bytes[start..index]);
+                write_escape(byte, out);
+                start = index + 1;
+            }
+            index += 1;
+        }
+    }
+    while index < bytes.len() {
+        let byte = bytes[index];
+        if ESCAPES[byte as usize] != 0 {
+            out.extend_from_slice(&bytes[start..index]);
+            write_escape(byte, out);
+            start = index + 1;
+        }
+        index += 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Whether any of the eight bytes is a control character, `"` or `\` (SWAR: a zero byte in
+/// `word ^ pattern` or a byte below 0x20 sets that byte's high bit).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    (below_space | zero_in(quote) | zero_in(backslash)) & HIGHS != 0
+}
+
+/// 0: as is; b'u': `\u00xx`; otherwise the letter after the backslash.
+const ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = b'u';
+        byte += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+fn write_escape(byte: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match ESCAPES[byte as usize] {
+        b'u' => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[(byte >> 4) as usize],
+            HEX[(byte & 0xf) as usize],
+        ]),
+        letter => out.extend_from_slice(&[b'\\', letter]),
+    }
 }
 
 impl<'de> Deserialize<'de> for Value<'de> {
@@ -215,6 +291,27 @@ mod tests {
                     .unwrap();
             assert_eq!(round_trip(input), expected, "{input}");
         }
+    }
+
+    #[test]
+    fn escaping_matches_serde_json_for_every_byte_in_every_position() {
+        for byte in 0u8..=0x7f {
+            for position in 0..20 {
+                let mut text = "x".repeat(position);
+                text.push(byte as char);
+                text.push_str("tail-after-the-byte");
+                let mut ours = Vec::new();
+                write_string(&text, &mut ours);
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    serde_json::to_string(&text).unwrap(),
+                    "byte {byte:#x} at {position}"
+                );
+            }
+        }
+        let mut ours = Vec::new();
+        write_string("ü€😀\u{2028}", &mut ours);
+        assert_eq!(ours, serde_json::to_vec("ü€😀\u{2028}").unwrap());
     }
 
     #[test]

@@ -86,7 +86,8 @@ pub fn write_event(event: Value<'_>, out: &mut Vec<u8>, limits: &Limits) -> Shap
         .and_then(|(_, v)| v.get("clientIP"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let mut shaped = normalise_object(fields, "", true, &mut notes);
+    let mut shaped = fields;
+    normalise_object(&mut shaped, "", true, &mut notes);
     let added = 1 + usize::from(srcip.is_some()) + 3;
     collapse_until(
         &mut shaped,
@@ -128,46 +129,47 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-/// Nulls dropped, scalars as strings, arrays of strings, keys unique case-insensitively.
-fn normalise_object<'a>(
-    fields: Object<'a>,
-    prefix: &str,
-    top_level: bool,
-    notes: &mut Notes,
-) -> Object<'a> {
-    let mut result: Object<'a> = Vec::with_capacity(fields.len());
-    for (key, value) in fields {
-        let value = match value {
-            Value::Null => continue,
-            Value::Object(inner) => {
-                Value::Object(normalise_object(inner, &join(prefix, &key), false, notes))
+/// Nulls dropped, scalars as strings, arrays of strings, keys unique case-insensitively; in
+/// place, since almost every event is already all strings and needs no change.
+fn normalise_object(fields: &mut Object<'_>, prefix: &str, top_level: bool, notes: &mut Notes) {
+    fields.retain(|(_, value)| !matches!(value, Value::Null));
+    for index in 0..fields.len() {
+        let (key, value) = &mut fields[index];
+        match value {
+            Value::String(_) => {}
+            Value::Object(inner) => normalise_object(inner, &join(prefix, key), false, notes),
+            Value::Array(items) => {
+                for item in items.iter_mut() {
+                    if !matches!(item, Value::String(_)) {
+                        *item = array_element(std::mem::replace(item, Value::Null));
+                    }
+                }
             }
-            Value::Array(items) => Value::Array(items.into_iter().map(array_element).collect()),
-            scalar => Value::String(scalar_text(scalar)),
-        };
-        let key = unique_key(key, &result, top_level, prefix, notes);
-        result.push((key, value));
+            scalar => *scalar = Value::String(scalar_text(std::mem::replace(scalar, Value::Null))),
+        }
+        let (earlier, rest) = fields.split_at_mut(index);
+        let key = &mut rest[0].0;
+        if needs_new_name(key, earlier, top_level) {
+            *key = Cow::Owned(unique_name(key, earlier, top_level, prefix, notes));
+        }
     }
-    result
 }
 
-fn unique_key<'a>(
-    key: Cow<'a, str>,
-    taken: &Object<'a>,
+fn needs_new_name(key: &str, earlier: &[(Cow<'_, str>, Value<'_>)], top_level: bool) -> bool {
+    earlier.iter().any(|(k, _)| k.eq_ignore_ascii_case(key))
+        || (top_level
+            && RESERVED_TOP_LEVEL
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(key)))
+}
+
+fn unique_name(
+    key: &str,
+    earlier: &[(Cow<'_, str>, Value<'_>)],
     top_level: bool,
     prefix: &str,
     notes: &mut Notes,
-) -> Cow<'a, str> {
-    let clashes = |candidate: &str| {
-        taken.iter().any(|(k, _)| k.eq_ignore_ascii_case(candidate))
-            || (top_level
-                && RESERVED_TOP_LEVEL
-                    .iter()
-                    .any(|r| r.eq_ignore_ascii_case(candidate)))
-    };
-    if !clashes(&key) {
-        return key;
-    }
+) -> String {
     let base = if top_level {
         format!("akamai_{key}")
     } else {
@@ -175,16 +177,16 @@ fn unique_key<'a>(
     };
     let mut candidate = base.clone();
     let mut n = 2;
-    while clashes(&candidate) {
+    while needs_new_name(&candidate, earlier, top_level) {
         candidate = format!("{base}_{n}");
         n += 1;
     }
     notes.renamed.push(format!(
         "{} -> {}",
-        join(prefix, &key),
+        join(prefix, key),
         join(prefix, &candidate)
     ));
-    Cow::Owned(candidate)
+    candidate
 }
 
 fn scalar_text<'a>(value: Value<'a>) -> Cow<'a, str> {

@@ -1,0 +1,272 @@
+//! The benchmark: `bench/run` (which builds the release binaries first), or
+//!
+//!     cargo build --release && cargo run --release --example bench -- [--quick] [--runs N]
+//!
+//! For pages of 10,000, 100,000 and 600,000 realistic events (about 2 KB each, every decoding
+//! rule exercised) served by the fake Akamai API over TLS on loopback, it runs the release
+//! `akamai-siem` end to end into a file (fetch, decode, Wazuh format, write) and reports medians
+//! of events/s, MB/s of response body, CPU seconds per million events and peak RSS. Beside each
+//! it reports the fake API's own serving ceiling: the same request read by a client that only
+//! counts bytes (same TLS and HTTP stack), so a figure limited by the fake is visible as such.
+//! Last, the start-up cost of an empty run (caught up, one request).
+
+use akamai_siem::api::Client;
+use akamai_siem::config::{ApiSettings, parse_config_ids};
+use akamai_siem::poll::{Query, Request};
+use akamai_siem::secret::Secret;
+use fake_akamai::{EventSize, FakeAkamai, Options};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kib: u64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Run a command to completion: CPU time from wait4(2), peak RSS from the child's own VmHWM.
+///
+/// Not ru_maxrss: std spawns with vfork semantics, and at exec the kernel folds the parent's
+/// RSS high-water mark into the child's ru_maxrss, so it would report this benchmark's memory.
+fn measure(command: &mut Command) -> Measured {
+    let started = Instant::now();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run akamai-siem");
+    let pid = child.id() as libc::pid_t;
+    let status_path = format!("/proc/{pid}/status");
+    let mut max_rss_kib = 0;
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        if let Some(hwm) = std::fs::read_to_string(&status_path).ok().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        }) {
+            max_rss_kib = max_rss_kib.max(hwm);
+        }
+        // SAFETY: non-blocking wait4 on our own child with valid out-pointers.
+        let waited = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if waited == pid {
+            break;
+        }
+        assert_eq!(waited, 0, "wait4 failed");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let wall = started.elapsed();
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut stderr = String::new();
+        child.stderr.unwrap().read_to_string(&mut stderr).ok();
+        panic!("akamai-siem failed ({status}): {stderr}");
+    }
+    let seconds = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Measured {
+        wall,
+        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        max_rss_kib,
+    }
+}
+
+fn api_settings(fake: &FakeAkamai, ca: &Path) -> ApiSettings {
+    let credentials = fake.credentials();
+    ApiSettings {
+        host: fake.host(),
+        config_ids: parse_config_ids(&fake.config_ids()).unwrap(),
+        client_token: credentials.client_token.clone(),
+        client_secret: Secret::new(credentials.client_secret.clone()),
+        access_token: Secret::new(credentials.access_token.clone()),
+        max_body: 131_072,
+        headers_to_sign: Vec::new(),
+        ca_file: Some(ca.to_path_buf()),
+        connect_timeout: Duration::from_secs(10),
+        read_timeout: Duration::from_secs(60),
+    }
+}
+
+/// How fast the fake serves the page to a client that only counts the bytes.
+fn serving_ceiling(fake: &FakeAkamai, ca: &Path, window: (i64, i64), events: u64) -> (f64, u64) {
+    let client = Client::new(&api_settings(fake, ca)).unwrap();
+    let request = Request {
+        query: Query::Time {
+            from: window.0,
+            to: Some(window.1),
+        },
+        limit: events as u32,
+    };
+    let started = Instant::now();
+    let mut body = client.open_page(&request).unwrap();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let n = body.read(&mut buffer).unwrap();
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+    }
+    (bytes as f64 / started.elapsed().as_secs_f64() / 1e6, bytes)
+}
+
+fn binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/akamai-siem");
+    assert!(
+        path.is_file(),
+        "build it first: cargo build --release (bench/run does)"
+    );
+    path
+}
+
+/// The events' storage times are pinned, so every run reads the same page however long the
+/// benchmark takes (a relative `--from -5m` would slide past them).
+fn run_tool(config: &Path, output: &Path, window: (i64, i64), limit: u64) -> Measured {
+    let limit = limit.max(1).to_string();
+    let (from, to) = (window.0.to_string(), window.1.to_string());
+    let measured = measure(
+        Command::new(binary())
+            .args(["--config", config.to_str().unwrap()])
+            .args(["--from", &from, "--to", &to, "--limit", &limit])
+            .args(["--max-events", "100000000", "--max-bytes", "1000GiB"])
+            .args([
+                "--output",
+                output.to_str().unwrap(),
+                "--diagnostics",
+                "text",
+            ]),
+    );
+    measured
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let runs: usize = args
+        .windows(2)
+        .find(|w| w[0] == "--runs")
+        .map(|w| w[1].parse().expect("--runs N"))
+        .unwrap_or(if quick { 1 } else { 5 });
+    let sizes: &[u64] = if quick {
+        &[10_000]
+    } else {
+        &[10_000, 100_000, 600_000]
+    };
+
+    let work = tempfile::tempdir().unwrap();
+    println!(
+        "| page | events/s | MB/s (response body) | fake API ceiling MB/s | tool / ceiling | CPU s per million events | peak RSS |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for &events in sizes {
+        let fake = FakeAkamai::start(Options {
+            event_size: EventSize::Realistic,
+            gzip: false,
+            ..Options::default()
+        })
+        .unwrap();
+        let t = now();
+        fake.append_events_spread(events as usize, t - 250.0, t - 100.0);
+        let window = (t as i64 - 260, t as i64 - 90);
+        let dir = work.path().join(events.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = fake.write_config(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        let output = dir.join("events.json");
+
+        let mut ceilings = Vec::new();
+        let mut body_bytes = 0;
+        for _ in 0..runs.min(3) {
+            let (mb_s, bytes) = serving_ceiling(&fake, &ca, window, events);
+            ceilings.push(mb_s);
+            body_bytes = bytes;
+        }
+        let (mut rates, mut throughputs, mut cpu_per_million, mut rss) =
+            (vec![], vec![], vec![], vec![]);
+        for _ in 0..runs {
+            let _ = std::fs::remove_file(&output);
+            let m = run_tool(&config, &output, window, events);
+            let lines = std::fs::read(&output)
+                .unwrap()
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            assert_eq!(lines as u64, events, "every event was written");
+            rates.push(events as f64 / m.wall.as_secs_f64());
+            throughputs.push(body_bytes as f64 / m.wall.as_secs_f64() / 1e6);
+            cpu_per_million.push(m.cpu.as_secs_f64() / events as f64 * 1e6);
+            rss.push(m.max_rss_kib as f64);
+        }
+        let _ = std::fs::remove_file(&output);
+        let ceiling = median(ceilings);
+        let throughput = median(throughputs);
+        println!(
+            "| {events} | {:.0} | {throughput:.0} | {ceiling:.0} | {:.0}% | {:.2} | {:.1} MiB |",
+            median(rates),
+            throughput / ceiling * 100.0,
+            median(cpu_per_million),
+            median(rss) / 1024.0
+        );
+    }
+
+    // Start-up: a run that is caught up makes one request and writes nothing.
+    let fake = FakeAkamai::start_default().unwrap();
+    let dir = work.path().join("empty");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = fake.write_config(&dir).unwrap();
+    let output = dir.join("events.json");
+    let (mut cpu, mut wall) = (vec![], vec![]);
+    let t = now() as i64;
+    for _ in 0..runs.max(5) * 2 {
+        let m = run_tool(&config, &output, (t - 300, t - 90), 10_000);
+        cpu.push(m.cpu.as_secs_f64() * 1e3);
+        wall.push(m.wall.as_secs_f64() * 1e3);
+    }
+    println!();
+    let count = cpu.len();
+    println!(
+        "empty run (caught up, one request): {:.1} ms CPU, {:.1} ms wall (medians of {count})",
+        median(cpu),
+        median(wall)
+    );
+    println!("runs per figure: {runs}; machine: {}", machine());
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
