@@ -291,7 +291,7 @@ fn decode(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> anyhow::Re
         OutputTarget::Stdout => Sink::stdout(),
         OutputTarget::File(path) => Sink::file(path, None)?.0,
     };
-    let formatter = Formatter::new(&output);
+    let mut formatter = Formatter::new(&output);
     let mut lines = Lines::new(ReadChunks::new(input, 256 * 1024), 8 * 1024 * 1024);
     let mut line_buffer = Vec::new();
     let (mut events, mut bad) = (0u64, 0u64);

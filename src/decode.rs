@@ -36,42 +36,128 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Decode the encoded fields of one API event; everything else passes through in order.
-pub fn decode_event(mut event: Value<'_>) -> Value<'_> {
-    let Value::Object(fields) = &mut event else {
-        return event;
-    };
-    let mut errors = Vec::new();
-    for (key, value) in fields.iter_mut() {
-        match key.as_ref() {
-            "attackData" => decode_attack_data(value, &mut errors),
-            "httpMessage" => decode_http_message(value),
-            "custom" => decode_custom(value, &mut errors),
+pub fn decode_event(event: Value<'_>) -> Value<'_> {
+    Decoder::default().decode_event(event)
+}
+
+/// Decodes events with reusable scratch space, so a stream of events costs no allocation
+/// beyond the decoded values themselves.
+#[derive(Default)]
+pub struct Decoder {
+    unescaped: Vec<u8>,
+    errors: Vec<String>,
+}
+
+impl Decoder {
+    /// Decode the encoded fields of one API event; everything else passes through in order.
+    pub fn decode_event<'a>(&mut self, mut event: Value<'a>) -> Value<'a> {
+        let Value::Object(fields) = &mut event else {
+            return event;
+        };
+        self.errors.clear();
+        for (key, value) in fields.iter_mut() {
+            match key.as_ref() {
+                "attackData" => self.decode_attack_data(value),
+                "httpMessage" => self.decode_http_message(value),
+                "custom" => self.decode_custom(value),
+                _ => {}
+            }
+        }
+        if !self.errors.is_empty() {
+            let list = self
+                .errors
+                .drain(..)
+                .map(|e| Value::String(e.into()))
+                .collect();
+            fields.push((DECODE_ERRORS.into(), Value::Array(list)));
+        }
+        event
+    }
+
+    fn decode_attack_data(&mut self, attack_data: &mut Value<'_>) {
+        let Value::Object(fields) = attack_data else {
+            return;
+        };
+        let mut longest = 0;
+        for (key, value) in fields.iter_mut() {
+            if let (true, Value::String(text)) = (RULE_FIELDS.contains(&key.as_ref()), &*value) {
+                let list = self.rule_list(text, "attackData.", key);
+                longest = longest.max(list.len());
+                *value = Value::Array(list);
+            }
+        }
+        pad_rule_lists(fields, longest);
+    }
+
+    fn decode_custom(&mut self, custom: &mut Value<'_>) {
+        match custom {
+            Value::String(text) => {
+                let list = self.rule_list(text, "", "custom");
+                *custom = Value::Array(list);
+            }
+            Value::Object(fields) => {
+                for (key, value) in fields.iter_mut() {
+                    if let Value::String(text) = &*value {
+                        let list = self.rule_list(text, "custom.", key);
+                        *value = Value::Array(list);
+                    }
+                }
+            }
             _ => {}
         }
     }
-    if !errors.is_empty() {
-        let list = errors
-            .into_iter()
-            .map(|e| Value::String(e.into()))
-            .collect();
-        fields.push((DECODE_ERRORS.into(), Value::Array(list)));
-    }
-    event
-}
 
-fn decode_attack_data(attack_data: &mut Value<'_>, errors: &mut Vec<String>) {
-    let Value::Object(fields) = attack_data else {
-        return;
-    };
-    let mut longest = 0;
-    for (key, value) in fields.iter_mut() {
-        if let (true, Value::String(text)) = (RULE_FIELDS.contains(&key.as_ref()), &*value) {
-            let list = decode_rule_list(text, &format!("attackData.{key}"), errors);
-            longest = longest.max(list.len());
-            *value = Value::Array(list);
+    fn decode_http_message(&mut self, http_message: &mut Value<'_>) {
+        let Value::Object(fields) = http_message else {
+            return;
+        };
+        for (key, value) in fields.iter_mut() {
+            let Value::String(text) = &*value else {
+                continue;
+            };
+            match key.as_ref() {
+                "requestHeaders" | "responseHeaders" => *value = self.headers(text),
+                "path" | "query" => {
+                    if let Some(decoded) = decode_readable(text) {
+                        *value = Value::String(Cow::Owned(decoded));
+                    }
+                }
+                _ => {}
+            }
         }
     }
-    pad_rule_lists(fields, longest);
+
+    /// `%XX` once, `+` untouched, malformed escapes kept; `;`-split; each element base64.
+    /// Errors are reported as `<prefix><key>[<index>]`.
+    fn rule_list(&mut self, text: &str, prefix: &str, key: &str) -> Vec<Value<'static>> {
+        percent_decode_into(text.as_bytes(), &mut self.unescaped);
+        let errors = &mut self.errors;
+        self.unescaped
+            .split(|&byte| byte == b';')
+            .enumerate()
+            .map(|(index, element)| {
+                let trimmed = element.trim_ascii();
+                if trimmed.is_empty() {
+                    return Value::String(Cow::Borrowed(""));
+                }
+                let text = match BASE64.decode(trimmed) {
+                    Ok(bytes) => into_string_lossy(bytes),
+                    Err(_) => {
+                        errors.push(format!("{prefix}{key}[{index}]"));
+                        String::from_utf8_lossy(element).into_owned()
+                    }
+                };
+                Value::String(Cow::Owned(text))
+            })
+            .collect()
+    }
+
+    /// One percent-encoded block of `Name: value\r\n` lines → the lines, in order, repeats
+    /// kept.
+    fn headers(&mut self, text: &str) -> Value<'static> {
+        percent_decode_into(text.as_bytes(), &mut self.unescaped);
+        decode_header_block(&self.unescaped)
+    }
 }
 
 /// Ragged lists are padded with `""` so index *i* means rule *i* in every list.
@@ -83,72 +169,22 @@ fn pad_rule_lists(fields: &mut Object<'_>, longest: usize) {
     }
 }
 
-fn decode_custom(custom: &mut Value<'_>, errors: &mut Vec<String>) {
-    match custom {
-        Value::String(text) => {
-            let list = decode_rule_list(text, "custom", errors);
-            *custom = Value::Array(list);
-        }
-        Value::Object(fields) => {
-            for (key, value) in fields.iter_mut() {
-                if let Value::String(text) = &*value {
-                    let list = decode_rule_list(text, &format!("custom.{key}"), errors);
-                    *value = Value::Array(list);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn decode_http_message(http_message: &mut Value<'_>) {
-    let Value::Object(fields) = http_message else {
-        return;
-    };
-    for (key, value) in fields.iter_mut() {
-        let Value::String(text) = &*value else {
-            continue;
-        };
-        match key.as_ref() {
-            "requestHeaders" | "responseHeaders" => *value = decode_headers(text),
-            "path" | "query" => {
-                if let Some(decoded) = decode_readable(text) {
-                    *value = Value::String(Cow::Owned(decoded));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// `%XX` once, `+` untouched, malformed escapes kept; `;`-split; each element base64.
+/// A rule list on its own (errors listed as `path[index]`), for callers outside a stream.
 pub fn decode_rule_list(text: &str, path: &str, errors: &mut Vec<String>) -> Vec<Value<'static>> {
-    let unescaped = percent_decode_once(text.as_bytes());
-    unescaped
-        .split(|&byte| byte == b';')
-        .enumerate()
-        .map(|(index, element)| {
-            let trimmed = element.trim_ascii();
-            if trimmed.is_empty() {
-                return Value::String(Cow::Borrowed(""));
-            }
-            let text = match BASE64.decode(trimmed) {
-                Ok(bytes) => into_string_lossy(bytes),
-                Err(_) => {
-                    errors.push(format!("{path}[{index}]"));
-                    String::from_utf8_lossy(element).into_owned()
-                }
-            };
-            Value::String(Cow::Owned(text))
-        })
-        .collect()
+    let mut decoder = Decoder::default();
+    let list = decoder.rule_list(text, "", path);
+    errors.append(&mut decoder.errors);
+    list
 }
 
-/// One percent-encoded block of `Name: value\r\n` lines → the lines, in order, repeats kept.
+/// One percent-encoded header block, on its own.
 pub fn decode_headers(text: &str) -> Value<'static> {
-    let unescaped = percent_decode_once(text.as_bytes());
+    Decoder::default().headers(text)
+}
+
+fn decode_header_block(unescaped: &[u8]) -> Value<'static> {
     // Validate the block once; per-line lossy conversion only for the rare invalid block.
-    let lines = match std::str::from_utf8(&unescaped) {
+    let lines = match std::str::from_utf8(unescaped) {
         Ok(block) => block
             .split('\n')
             .map(|line| line.strip_suffix('\r').unwrap_or(line))
@@ -176,40 +212,39 @@ pub fn decode_readable(text: &str) -> Option<String> {
 }
 
 /// `%XX` (either case) → the byte, once; anything else, a malformed `%` and `+` included, is
-/// copied as it is. Borrowed when there is no `%` at all. Runs between escapes are copied whole.
+/// copied as it is. Borrowed when there is no `%` at all.
 pub fn percent_decode_once(input: &[u8]) -> Cow<'_, [u8]> {
-    let Some(first) = memchr(b'%', input) else {
+    if memchr(b'%', input).is_none() {
         return Cow::Borrowed(input);
-    };
-    let mut out = Vec::with_capacity(input.len());
-    out.extend_from_slice(&input[..first]);
-    let mut rest = &input[first..];
-    loop {
-        // `rest` starts with '%'.
-        match (
-            rest.get(1).and_then(|&b| hex_value(b)),
-            rest.get(2).and_then(|&b| hex_value(b)),
-        ) {
-            (Some(high), Some(low)) => {
-                out.push(high << 4 | low);
-                rest = &rest[3..];
-            }
-            _ => {
-                out.push(b'%');
-                rest = &rest[1..];
-            }
-        }
-        match memchr(b'%', rest) {
-            Some(next) => {
-                out.extend_from_slice(&rest[..next]);
-                rest = &rest[next..];
-            }
-            None => {
-                out.extend_from_slice(rest);
-                return Cow::Owned(out);
-            }
-        }
     }
+    let mut out = Vec::new();
+    percent_decode_into(input, &mut out);
+    Cow::Owned(out)
+}
+
+/// Decode into `out` (cleared first). Akamai's blocks are dense with escapes, so a plain
+/// indexed loop beats searching for each `%`.
+pub fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.resize(input.len(), 0);
+    let (mut read, mut write) = (0, 0);
+    while read < input.len() {
+        let byte = input[read];
+        if byte == b'%'
+            && let (Some(high), Some(low)) = (
+                input.get(read + 1).and_then(|&b| hex_value(b)),
+                input.get(read + 2).and_then(|&b| hex_value(b)),
+            )
+        {
+            out[write] = high << 4 | low;
+            read += 3;
+        } else {
+            out[write] = byte;
+            read += 1;
+        }
+        write += 1;
+    }
+    out.truncate(write);
 }
 
 fn hex_value(byte: u8) -> Option<u8> {

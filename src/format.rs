@@ -1,13 +1,14 @@
 //! One parsed API event in, one output line out, in the chosen format.
 
 use crate::config::{Format, OutputSettings};
-use crate::decode::decode_event;
+use crate::decode::Decoder;
 use crate::event::Value;
 use crate::wazuh;
 
 pub struct Formatter {
     format: Format,
     wazuh: wazuh::Limits,
+    decoder: Decoder,
 }
 
 /// What formatting noticed about an event, for the run's counters.
@@ -27,18 +28,19 @@ impl Formatter {
                 max_line_bytes: output.max_line_bytes,
                 ..wazuh::Limits::default()
             },
+            decoder: Decoder::default(),
         }
     }
 
     /// Append the line for `event` (without newline) to `out`. `raw` is the API's line.
-    pub fn write(&self, raw: &[u8], event: Value<'_>, out: &mut Vec<u8>) -> Formatted {
+    pub fn write(&mut self, raw: &[u8], event: Value<'_>, out: &mut Vec<u8>) -> Formatted {
         match self.format {
             Format::Raw => {
                 out.extend_from_slice(raw);
                 Formatted::default()
             }
             Format::Json => {
-                let decoded = decode_event(event);
+                let decoded = self.decoder.decode_event(event);
                 let decode_errors = decoded.get("decodeErrors").is_some();
                 decoded.write_compact(out);
                 Formatted {
@@ -47,7 +49,7 @@ impl Formatter {
                 }
             }
             Format::Wazuh => {
-                let decoded = decode_event(event);
+                let decoded = self.decoder.decode_event(event);
                 let decode_errors = decoded.get("decodeErrors").is_some();
                 let shrunk = wazuh::write_event(decoded, out, &self.wazuh).shrunk;
                 Formatted {

@@ -87,7 +87,7 @@ pub fn write_event(event: Value<'_>, out: &mut Vec<u8>, limits: &Limits) -> Shap
         .and_then(Value::as_str)
         .map(str::to_string);
     let mut shaped = fields;
-    normalise_object(&mut shaped, "", true, &mut notes);
+    normalise_object(&mut shaped, &mut String::new(), true, &mut notes);
     let added = 1 + usize::from(srcip.is_some()) + 3;
     collapse_until(
         &mut shaped,
@@ -131,13 +131,28 @@ fn join(prefix: &str, key: &str) -> String {
 
 /// Nulls dropped, scalars as strings, arrays of strings, keys unique case-insensitively; in
 /// place, since almost every event is already all strings and needs no change.
-fn normalise_object(fields: &mut Object<'_>, prefix: &str, top_level: bool, notes: &mut Notes) {
+/// `path` is the dotted path of `fields` (one buffer for the whole walk: it is only read when
+/// a key has to be renamed).
+fn normalise_object(
+    fields: &mut Object<'_>,
+    path: &mut String,
+    top_level: bool,
+    notes: &mut Notes,
+) {
     fields.retain(|(_, value)| !matches!(value, Value::Null));
     for index in 0..fields.len() {
         let (key, value) = &mut fields[index];
         match value {
             Value::String(_) => {}
-            Value::Object(inner) => normalise_object(inner, &join(prefix, key), false, notes),
+            Value::Object(inner) => {
+                let length = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                normalise_object(inner, path, false, notes);
+                path.truncate(length);
+            }
             Value::Array(items) => {
                 for item in items.iter_mut() {
                     if !matches!(item, Value::String(_)) {
@@ -150,7 +165,7 @@ fn normalise_object(fields: &mut Object<'_>, prefix: &str, top_level: bool, note
         let (earlier, rest) = fields.split_at_mut(index);
         let key = &mut rest[0].0;
         if needs_new_name(key, earlier, top_level) {
-            *key = Cow::Owned(unique_name(key, earlier, top_level, prefix, notes));
+            *key = Cow::Owned(unique_name(key, earlier, top_level, path, notes));
         }
     }
 }

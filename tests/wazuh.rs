@@ -32,7 +32,7 @@ const STATIC_FIELDS: &[&str] = &[
 ];
 
 fn wazuh_line(raw: &str) -> String {
-    let formatter = Formatter::new(&OutputSettings {
+    let mut formatter = Formatter::new(&OutputSettings {
         target: OutputTarget::Stdout,
         format: Format::Wazuh,
         max_line_bytes: CAP,
