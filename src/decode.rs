@@ -222,29 +222,64 @@ pub fn percent_decode_once(input: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// Decode into `out` (cleared first). Akamai's blocks are dense with escapes, so a plain
-/// indexed loop beats searching for each `%`.
+/// Decode into `out` (cleared first). Akamai's blocks have an escape every few bytes, so the
+/// `%` signs are found 16 bytes at a time and the literal runs between them copied whole.
 pub fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    out.resize(input.len(), 0);
-    let (mut read, mut write) = (0, 0);
-    while read < input.len() {
-        let byte = input[read];
-        if byte == b'%'
-            && let (Some(high), Some(low)) = (
-                input.get(read + 1).and_then(|&b| hex_value(b)),
-                input.get(read + 2).and_then(|&b| hex_value(b)),
-            )
-        {
-            out[write] = high << 4 | low;
-            read += 3;
-        } else {
-            out[write] = byte;
-            read += 1;
+    out.reserve(input.len());
+    let mut run_start = 0;
+    let visit = |at: usize, out: &mut Vec<u8>, run_start: &mut usize| {
+        if let (Some(high), Some(low)) = (
+            input.get(at + 1).and_then(|&b| hex_value(b)),
+            input.get(at + 2).and_then(|&b| hex_value(b)),
+        ) {
+            out.extend_from_slice(&input[*run_start..at]);
+            out.push(high << 4 | low);
+            *run_start = at + 3;
         }
-        write += 1;
+    };
+    let mut block = 0;
+    while block + 16 <= input.len() {
+        let mut mask = percent_mask(&input[block..block + 16]);
+        while mask != 0 {
+            // A valid escape's second and third bytes are hex digits, never `%`, so no `%`
+            // found here can lie inside an escape already decoded.
+            visit(block + mask.trailing_zeros() as usize, out, &mut run_start);
+            mask &= mask - 1;
+        }
+        block += 16;
     }
-    out.truncate(write);
+    for (at, &byte) in input.iter().enumerate().skip(block) {
+        if byte == b'%' {
+            visit(at, out, &mut run_start);
+        }
+    }
+    out.extend_from_slice(&input[run_start..]);
+}
+
+/// Bit *i* set when `block[i]` is `%`.
+fn percent_mask(block: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        debug_assert_eq!(block.len(), 16);
+        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads exactly the 16 bytes of
+        // `block` (the caller passes 16), unaligned.
+        unsafe {
+            let bytes = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+            _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'%' as i8))) as u32
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        block
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b == b'%')
+            .fold(0, |mask, (i, _)| mask | 1 << i)
+    }
 }
 
 fn hex_value(byte: u8) -> Option<u8> {
@@ -452,6 +487,20 @@ mod tests {
             percent_decode_once(b"no escapes"),
             Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn block_scanning_decodes_escapes_anywhere_around_block_edges() {
+        for offset in 0..40 {
+            for tail in ["%41", "%4", "%", "%zz", "%%41", "%2B+"] {
+                let input = format!("{}{tail}{}", "x".repeat(offset), "y".repeat(offset % 7));
+                let reference: Vec<u8> =
+                    percent_encoding::percent_decode(input.as_bytes()).collect();
+                let mut ours = Vec::new();
+                percent_decode_into(input.as_bytes(), &mut ours);
+                assert_eq!(ours, reference, "{input}");
+            }
+        }
     }
 
     #[test]
