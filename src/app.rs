@@ -242,8 +242,16 @@ fn check(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyhow::Resul
         max_line: 8 * 1024 * 1024,
         stop: Signals::none().stop_flag(),
     };
+    // check prints no events: the page is read to its end to prove it complete, then dropped.
+    struct Discard;
+    impl crate::page::Deliver for Discard {
+        fn event(&mut self, _: crate::page::Event<'_>) -> anyhow::Result<crate::page::Flow> {
+            Ok(crate::page::Flow::Continue)
+        }
+    }
+    let pool = crate::page::FormatPool::new(&output, 1)?;
     let end = reader
-        .read(body, &mut stats, |_, _| Ok(crate::page::Flow::Continue))
+        .read(body, &mut stats, &pool, &mut Discard)
         .map_err(|e| match e {
             crate::page::PageError::Api(api) => anyhow::Error::new(api),
             other => anyhow::anyhow!("{other}"),

@@ -8,12 +8,12 @@
 //! are dropped by hash.
 
 use crate::api::{ApiError, Client};
-use crate::checkpoint::{RunLock, RunRecord, Seen, State, StateFile, event_hash};
+use crate::checkpoint::{RunLock, RunRecord, Seen, State, StateFile};
 use crate::config::{CollectSettings, OutputSettings, OutputTarget, StateSettings};
-use crate::event::Value;
-use crate::format::Formatter;
 use crate::output::{Reconciled, Sink};
-use crate::page::{Flow, PageEnd, PageError, PageReader, PageStats};
+use crate::page::{
+    DEFAULT_WORKERS, Deliver, Event, Flow, FormatPool, PageEnd, PageError, PageReader, PageStats,
+};
 use crate::poll::{Notice, PageResult, PlanSettings, Planner, Progress, Query, Request};
 use crate::retry::{Retry, random_unit};
 use crate::signals::Signals;
@@ -86,12 +86,10 @@ pub struct RunSetup<'a> {
     pub signals: &'a Signals,
 }
 
-/// Everything that happens to one event after it is read.
+/// Everything that happens to one formatted event, in page order.
 struct Delivery {
     sink: Sink,
     seen: Seen,
-    formatter: Formatter,
-    line: Vec<u8>,
     max_events: u64,
     max_bytes: u64,
     events: u64,
@@ -103,10 +101,12 @@ struct Delivery {
     budget_hit: Option<StopReason>,
 }
 
-impl Delivery {
-    fn on_event(&mut self, raw: &[u8], event: Value<'_>) -> anyhow::Result<Flow> {
-        let hash = event_hash(raw);
-        if self.seen.contains(hash) {
+impl Deliver for Delivery {
+    fn event(&mut self, event: Event<'_>) -> anyhow::Result<Flow> {
+        if let Some(start) = event.start {
+            self.page_max_start = Some(self.page_max_start.map_or(start, |m| m.max(start)));
+        }
+        if self.seen.contains(event.hash) {
             self.duplicates += 1;
             return Ok(Flow::Continue);
         }
@@ -114,32 +114,29 @@ impl Delivery {
             self.budget_hit = Some(StopReason::MaxEvents);
             return Ok(Flow::Stop);
         }
-        if let Some(start) = event_start(&event) {
-            self.page_max_start = Some(self.page_max_start.map_or(start, |m| m.max(start)));
-        }
-        self.line.clear();
-        let formatted = self.formatter.write(raw, event, &mut self.line);
-        let length = self.line.len() as u64 + 1;
+        let length = event.line.len() as u64 + 1;
         // The first event always goes, so a single huge event cannot stall the collector.
         if self.events > 0 && self.bytes + length > self.max_bytes {
             self.budget_hit = Some(StopReason::MaxBytes);
             return Ok(Flow::Stop);
         }
-        if self.sink.needs_flush_before(self.line.len()) {
+        if self.sink.needs_flush_before(event.line.len()) {
             self.flush()?;
         }
-        self.sink.append(&self.line);
-        self.seen.record(hash);
+        self.sink.append(event.line);
+        self.seen.record(event.hash);
         self.events += 1;
         self.bytes += length;
-        self.events_with_decode_errors += u64::from(formatted.decode_errors);
-        self.shrunk_events += u64::from(formatted.shrunk);
+        self.events_with_decode_errors += u64::from(event.formatted.decode_errors);
+        self.shrunk_events += u64::from(event.formatted.shrunk);
         if self.sink.is_full() {
             self.flush()?;
         }
         Ok(Flow::Continue)
     }
+}
 
+impl Delivery {
     /// Write the buffered lines, then journal exactly their hashes.
     fn flush(&mut self) -> anyhow::Result<()> {
         if let Err(error) = self.sink.flush() {
@@ -150,15 +147,6 @@ impl Delivery {
         self.seen.flush()?;
         Ok(())
     }
-}
-
-fn event_start(event: &Value<'_>) -> Option<f64> {
-    match event.pointer(&["httpMessage", "start"])? {
-        Value::String(text) => text.parse().ok(),
-        Value::Number(number) => number.as_f64(),
-        _ => None,
-    }
-    .filter(|start: &f64| start.is_finite())
 }
 
 struct Checkpointing {
@@ -198,7 +186,9 @@ pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
             planner
         }
     };
-    let mut collector = Collector::new(&setup, checkpointing, sink, seen, planner);
+    let pool =
+        FormatPool::new(setup.output, DEFAULT_WORKERS).context("starting the format workers")?;
+    let mut collector = Collector::new(&setup, checkpointing, sink, seen, planner, pool);
     collector.summary = summary;
     collector.finish(started)
 }
@@ -256,6 +246,7 @@ fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Opened> {
 struct Collector<'a> {
     setup: &'a RunSetup<'a>,
     reader: PageReader,
+    pool: FormatPool,
     delivery: Delivery,
     checkpointing: Option<Checkpointing>,
     planner: Planner,
@@ -270,6 +261,7 @@ impl<'a> Collector<'a> {
         sink: Sink,
         seen: Seen,
         planner: Planner,
+        pool: FormatPool,
     ) -> Collector<'a> {
         Collector {
             setup,
@@ -279,11 +271,10 @@ impl<'a> Collector<'a> {
                 max_line: MAX_RESPONSE_LINE,
                 stop: setup.signals.stop_flag(),
             },
+            pool,
             delivery: Delivery {
                 sink,
                 seen,
-                formatter: Formatter::new(setup.output),
-                line: Vec::with_capacity(64 * 1024),
                 max_events: setup.collect.max_events,
                 max_bytes: setup.collect.max_bytes,
                 events: 0,
@@ -373,9 +364,8 @@ impl<'a> Collector<'a> {
         let path = self.setup.client.path_and_query(request);
         tracing::debug!("GET {path}");
         let body = self.setup.client.open_page(request)?;
-        let delivery = &mut self.delivery;
         self.reader
-            .read(body, stats, |raw, event| delivery.on_event(raw, event))
+            .read(body, stats, &self.pool, &mut self.delivery)
     }
 
     /// Decide what to do after a failed page; `Err` ends the run.

@@ -1,22 +1,41 @@
 //! Reading one response page: events in order, then the context line that proves it complete.
 //!
-//! The body is read on its own thread into the spool, so the socket never waits for the output.
+//! Three kinds of thread share the work. The body is read on its own thread into the spool, so
+//! the socket never waits for the output. The calling thread splits lines into batches and sends
+//! them round-robin to format workers, which do everything that needs no shared state (parse,
+//! identity hash, decode, Wazuh shaping). The calling thread takes the results back in batch
+//! order and makes every decision itself: context line, duplicates, budgets, writes. So order and
+//! the commit rules are exactly those of a single thread; only the pure work runs in parallel.
+//!
 //! A page is complete only when its last non-empty line is a context line (API doc §3); anything
 //! else is a truncated page, never a success. A line that is not JSON is reported and skipped,
 //! the page's other events still go out; but a broken final fragment is how a cut response ends,
 //! so it is a truncation, not a bad line.
 
 use crate::api::{ApiError, PageBody};
+use crate::checkpoint::event_hash;
+use crate::config::OutputSettings;
 use crate::event::Value;
+use crate::format::{Formatted, Formatter};
 use crate::lines::{ChunkSource, Line, Lines};
 use crate::spool::{self, Failure};
+use std::collections::VecDeque;
 use std::io::Read;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 const READ_SIZE: usize = 64 * 1024;
+/// Lines are handed to the workers in batches of about this many bytes.
+const BATCH_BYTES: usize = 128 * 1024;
+/// …or this many lines, whichever comes first (a body of empty lines has no bytes to count).
+const BATCH_LINES: usize = 4096;
+/// Batches sent but not yet taken back, per worker: bounds memory, keeps workers busy.
+const IN_FLIGHT_PER_WORKER: usize = 2;
 
 /// The context line: `{"total":N,"offset":"…","limit":L}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +46,7 @@ pub struct Context {
     pub limit: Option<u64>,
 }
 
-/// Whether the event handler wants more.
+/// Whether the receiver of events wants more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     Continue,
@@ -35,14 +54,30 @@ pub enum Flow {
     Stop,
 }
 
+/// One event, formatted, in page order.
+pub struct Event<'a> {
+    /// Identity of the raw line, for dropping replays.
+    pub hash: u64,
+    /// `httpMessage.start`, when the event has one.
+    pub start: Option<f64>,
+    /// The output line (without newline).
+    pub line: &'a [u8],
+    pub formatted: Formatted,
+}
+
+/// What happens to each event of the page, in order.
+pub trait Deliver {
+    fn event(&mut self, event: Event<'_>) -> anyhow::Result<Flow>;
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PageStats {
-    /// Event lines seen (including ones the handler dropped as duplicates).
+    /// Event lines seen (including ones the receiver dropped as duplicates).
     pub events: u64,
     pub bad_lines: u64,
     /// The start of the first bad line, for the report (printable ASCII only).
     pub first_bad_line: Option<String>,
-    /// Response body bytes read by the consumer.
+    /// Response body bytes read.
     pub bytes: u64,
     /// Bytes that had to go through the spool file because the output was slower.
     pub spilled_bytes: u64,
@@ -51,7 +86,7 @@ pub struct PageStats {
 #[derive(Debug)]
 pub enum PageEnd {
     Complete(Context),
-    /// The handler said stop (a budget).
+    /// The receiver said stop (a budget).
     Stopped,
 }
 
@@ -73,17 +108,14 @@ pub struct PageReader {
 }
 
 impl PageReader {
-    /// Read `body` to its end, handing each event line (raw, without `\r\n`) and its parsed
-    /// form to `on_event`.
-    pub fn read<F>(
+    /// Read `body` to its end, handing each event to `deliver` in order.
+    pub fn read(
         &self,
         body: PageBody,
         stats: &mut PageStats,
-        on_event: F,
-    ) -> Result<PageEnd, PageError>
-    where
-        F: FnMut(&[u8], Value<'_>) -> anyhow::Result<Flow>,
-    {
+        pool: &FormatPool,
+        deliver: &mut impl Deliver,
+    ) -> Result<PageEnd, PageError> {
         let (producer, consumer) = spool::channel(self.memory_limit, self.spill_dir.clone());
         let consumer = consumer.with_stop_flag(Arc::clone(&self.stop));
         let reader = thread::Builder::new()
@@ -92,7 +124,7 @@ impl PageReader {
             .map_err(|e| {
                 PageError::Handler(anyhow::anyhow!("cannot start the reader thread: {e}"))
             })?;
-        let result = self.read_lines(Lines::new(consumer, self.max_line), stats, on_event);
+        let result = self.read_lines(Lines::new(consumer, self.max_line), stats, pool, deliver);
         // On success the reader has finished; otherwise it stops at its next push (the consumer
         // is gone) and is not waited for: it may be stuck on a silent socket.
         if matches!(result, Ok(PageEnd::Complete(_))) {
@@ -102,86 +134,70 @@ impl PageReader {
     }
 
     /// The line loop, separate from the network so tests can feed it any bytes.
-    pub fn read_lines<S, F>(
+    pub fn read_lines<S>(
         &self,
         mut lines: Lines<S>,
         stats: &mut PageStats,
-        mut on_event: F,
+        pool: &FormatPool,
+        deliver: &mut impl Deliver,
     ) -> Result<PageEnd, PageError>
     where
         S: ChunkSource<Error = Failure> + SpillCounter,
-        F: FnMut(&[u8], Value<'_>) -> anyhow::Result<Flow>,
     {
-        let mut context: Option<Context> = None;
-        let mut stopped_by_handler = false;
-        let result = loop {
+        let mut page = PageState::default();
+        let mut in_flight = InFlight {
+            pool,
+            workers: VecDeque::new(),
+        };
+        let mut next_worker = 0;
+        let mut ended: Option<Result<(), Failure>> = None;
+        let outcome = loop {
             if self.stop.load(Ordering::Relaxed) {
                 break Err(PageError::Interrupted);
             }
-            let line = match lines.next_line() {
-                Ok(Some(line)) => line,
-                Ok(None) => break Ok(()),
-                Err(Failure::Stopped) => break Err(PageError::Interrupted),
-                Err(Failure::Producer(message)) => {
+            let window_full = in_flight.workers.len() >= pool.capacity();
+            if window_full || (ended.is_some() && !in_flight.workers.is_empty()) {
+                match in_flight.take_next(&self.stop) {
+                    Ok(batch) => match page.apply(batch, stats, deliver) {
+                        Ok(true) => continue,
+                        Ok(false) => break Ok(()),
+                        Err(error) => break Err(error),
+                    },
+                    Err(error) => break Err(error),
+                }
+            }
+            match &ended {
+                Some(Ok(())) => break Ok(()),
+                Some(Err(Failure::Stopped)) => break Err(PageError::Interrupted),
+                Some(Err(Failure::Producer(message))) => {
                     break Err(PageError::Api(ApiError::Network {
                         host: "the API".into(),
-                        message,
+                        message: message.clone(),
                     }));
                 }
-            };
-            let (bytes, terminated) = match line {
-                Line::Complete(bytes) => (bytes, true),
-                Line::Unterminated(bytes) => (bytes, false),
-                Line::Oversized { length, start } => {
-                    stats.bytes += length as u64 + 1;
-                    if context.is_some() {
-                        break Err(after_context());
-                    }
-                    note_bad_line(stats, &start);
-                    tracing::error!(
-                        code = "bad_line",
-                        "skipped a response line of {length} bytes, over the {} byte limit",
-                        self.max_line
-                    );
-                    continue;
-                }
-            };
-            stats.bytes += bytes.len() as u64 + u64::from(terminated);
-            let raw = trim_line_end(bytes);
-            if raw.iter().all(u8::is_ascii_whitespace) {
-                continue;
+                None => {}
             }
-            if context.is_some() {
-                break Err(after_context());
+            let (batch, end) = next_batch(&mut lines, stats);
+            if !batch.items.is_empty() {
+                pool.send(next_worker, batch)?;
+                in_flight.workers.push_back(next_worker);
+                next_worker = (next_worker + 1) % pool.workers.len();
             }
-            match Value::parse(raw) {
-                Ok(value) => match parse_context(&value) {
-                    Some(Ok(found)) => context = Some(found),
-                    Some(Err(problem)) => break Err(PageError::Api(ApiError::Malformed(problem))),
-                    None if matches!(value, Value::Object(_)) => {
-                        stats.events += 1;
-                        match on_event(raw, value) {
-                            Ok(Flow::Continue) => {}
-                            Ok(Flow::Stop) => {
-                                stopped_by_handler = true;
-                                break Ok(());
-                            }
-                            Err(error) => break Err(PageError::Handler(error)),
-                        }
-                    }
-                    None => note_bad_line(stats, raw),
-                },
-                // The unterminated end of the body that is not JSON: the response was cut.
-                Err(_) if !terminated => break Ok(()),
-                Err(_) => note_bad_line(stats, raw),
+            if let Some(end) = end {
+                ended = Some(end);
             }
         };
+        // Whatever ended the loop, results still on their way belong to this page.
+        in_flight.discard();
         stats.spilled_bytes = lines.source().spilled();
-        result?;
-        if self.stop.load(Ordering::Relaxed) && context.is_none() {
+        outcome?;
+        if page.stopped {
+            return Ok(PageEnd::Stopped);
+        }
+        if self.stop.load(Ordering::Relaxed) && page.context.is_none() {
             return Err(PageError::Interrupted);
         }
-        match context {
+        match page.context {
             Some(context) => {
                 if let Some(total) = context.total
                     && total != stats.events + stats.bad_lines
@@ -194,7 +210,6 @@ impl PageReader {
                 }
                 Ok(PageEnd::Complete(context))
             }
-            None if stopped_by_handler => Ok(PageEnd::Stopped),
             None => Err(PageError::Api(ApiError::Truncated {
                 events: stats.events,
             })),
@@ -215,10 +230,307 @@ impl SpillCounter for spool::Consumer {
     }
 }
 
-fn after_context() -> PageError {
-    PageError::Api(ApiError::Malformed(
-        "data follows the context line, which must be the last line".into(),
-    ))
+/// One line of a batch, by position in the batch's bytes.
+enum Item {
+    Line {
+        range: Range<usize>,
+        terminated: bool,
+    },
+    Oversized {
+        length: usize,
+        start: Vec<u8>,
+    },
+}
+
+#[derive(Default)]
+struct LineBatch {
+    data: Vec<u8>,
+    items: Vec<Item>,
+}
+
+/// Lines up to about `BATCH_BYTES`, and how the stream ended if it did.
+fn next_batch<S>(
+    lines: &mut Lines<S>,
+    stats: &mut PageStats,
+) -> (LineBatch, Option<Result<(), Failure>>)
+where
+    S: ChunkSource<Error = Failure>,
+{
+    let mut batch = LineBatch {
+        data: Vec::with_capacity(BATCH_BYTES + 4096),
+        items: Vec::new(),
+    };
+    while batch.data.len() < BATCH_BYTES && batch.items.len() < BATCH_LINES {
+        let (bytes, terminated) = match lines.next_line() {
+            Ok(Some(Line::Complete(bytes))) => (bytes, true),
+            Ok(Some(Line::Unterminated(bytes))) => (bytes, false),
+            Ok(Some(Line::Oversized { length, start })) => {
+                stats.bytes += length as u64 + 1;
+                batch.items.push(Item::Oversized { length, start });
+                continue;
+            }
+            Ok(None) => return (batch, Some(Ok(()))),
+            Err(failure) => return (batch, Some(Err(failure))),
+        };
+        stats.bytes += bytes.len() as u64 + u64::from(terminated);
+        let start = batch.data.len();
+        batch.data.extend_from_slice(bytes);
+        batch.items.push(Item::Line {
+            range: start..batch.data.len(),
+            terminated,
+        });
+    }
+    (batch, None)
+}
+
+/// What a worker made of one line.
+enum Record {
+    Event {
+        hash: u64,
+        start: Option<f64>,
+        output: Range<usize>,
+        formatted: Formatted,
+    },
+    Context(Result<Context, String>),
+    /// Not a JSON object; its first bytes.
+    Bad(Vec<u8>),
+    Oversized {
+        length: usize,
+        start: Vec<u8>,
+    },
+    /// The unterminated end of the body that is not JSON: the response was cut.
+    CutTail,
+}
+
+struct FormattedBatch {
+    output: Vec<u8>,
+    records: Vec<Record>,
+}
+
+fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
+    let mut output = Vec::with_capacity(batch.data.len());
+    let mut records = Vec::with_capacity(batch.items.len());
+    for item in batch.items {
+        let (range, terminated) = match item {
+            Item::Line { range, terminated } => (range, terminated),
+            Item::Oversized { length, start } => {
+                records.push(Record::Oversized { length, start });
+                continue;
+            }
+        };
+        let bytes = &batch.data[range];
+        let raw = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let record = match Value::parse(raw) {
+            Ok(value) => match parse_context(&value) {
+                Some(context) => Record::Context(context),
+                None if matches!(value, Value::Object(_)) => {
+                    let hash = event_hash(raw);
+                    let start = event_start(&value);
+                    let begin = output.len();
+                    let formatted = formatter.write(raw, value, &mut output);
+                    Record::Event {
+                        hash,
+                        start,
+                        output: begin..output.len(),
+                        formatted,
+                    }
+                }
+                None => Record::Bad(raw[..raw.len().min(80)].to_vec()),
+            },
+            Err(_) if !terminated => Record::CutTail,
+            Err(_) => Record::Bad(raw[..raw.len().min(80)].to_vec()),
+        };
+        records.push(record);
+    }
+    FormattedBatch { output, records }
+}
+
+fn event_start(event: &Value<'_>) -> Option<f64> {
+    match event.pointer(&["httpMessage", "start"])? {
+        Value::String(text) => text.parse().ok(),
+        Value::Number(number) => number.as_f64(),
+        _ => None,
+    }
+    .filter(|start: &f64| start.is_finite())
+}
+
+/// The decisions, made in page order on the calling thread.
+#[derive(Default)]
+struct PageState {
+    context: Option<Context>,
+    stopped: bool,
+}
+
+impl PageState {
+    /// `Ok(true)` to go on, `Ok(false)` when the page ended early (the receiver stopped, or the
+    /// body was cut mid-line).
+    fn apply(
+        &mut self,
+        batch: FormattedBatch,
+        stats: &mut PageStats,
+        deliver: &mut impl Deliver,
+    ) -> Result<bool, PageError> {
+        for record in batch.records {
+            if self.context.is_some() {
+                return Err(PageError::Api(ApiError::Malformed(
+                    "data follows the context line, which must be the last line".into(),
+                )));
+            }
+            match record {
+                Record::Event {
+                    hash,
+                    start,
+                    output,
+                    formatted,
+                } => {
+                    stats.events += 1;
+                    let event = Event {
+                        hash,
+                        start,
+                        line: &batch.output[output],
+                        formatted,
+                    };
+                    match deliver.event(event) {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Stop) => {
+                            self.stopped = true;
+                            return Ok(false);
+                        }
+                        Err(error) => return Err(PageError::Handler(error)),
+                    }
+                }
+                Record::Context(Ok(context)) => self.context = Some(context),
+                Record::Context(Err(problem)) => {
+                    return Err(PageError::Api(ApiError::Malformed(problem)));
+                }
+                Record::Bad(start) => note_bad_line(stats, &start),
+                Record::Oversized { length, start } => {
+                    note_bad_line(stats, &start);
+                    tracing::error!(
+                        code = "bad_line",
+                        "skipped a response line of {length} bytes, over the line limit"
+                    );
+                }
+                Record::CutTail => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Format workers, each with its own formatter (and decoder scratch space), for a whole run.
+pub struct FormatPool {
+    workers: Vec<Worker>,
+}
+
+struct Worker {
+    jobs: Option<SyncSender<LineBatch>>,
+    results: Receiver<FormattedBatch>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Two workers: the machines this runs on have at least two cores, and the calling thread's
+/// share (splitting, decisions, writes) is small.
+pub const DEFAULT_WORKERS: usize = 2;
+
+impl FormatPool {
+    pub fn new(output: &OutputSettings, workers: usize) -> std::io::Result<FormatPool> {
+        let mut pool = FormatPool {
+            workers: Vec::new(),
+        };
+        for index in 0..workers.max(1) {
+            let (jobs, job_queue) = sync_channel::<LineBatch>(IN_FLIGHT_PER_WORKER);
+            let (done, results) = sync_channel(IN_FLIGHT_PER_WORKER);
+            let mut formatter = Formatter::new(output);
+            let handle = thread::Builder::new()
+                .name(format!("format-{index}"))
+                .spawn(move || {
+                    for batch in job_queue {
+                        if done.send(format_batch(&mut formatter, batch)).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            pool.workers.push(Worker {
+                jobs: Some(jobs),
+                results,
+                handle: Some(handle),
+            });
+        }
+        Ok(pool)
+    }
+
+    fn capacity(&self) -> usize {
+        self.workers.len() * IN_FLIGHT_PER_WORKER
+    }
+
+    fn send(&self, worker: usize, batch: LineBatch) -> Result<(), PageError> {
+        self.workers[worker]
+            .jobs
+            .as_ref()
+            .expect("jobs close only on drop")
+            .send(batch)
+            .map_err(|_| {
+                PageError::Handler(anyhow::anyhow!("a format worker stopped unexpectedly"))
+            })
+    }
+}
+
+impl Drop for FormatPool {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            worker.jobs.take();
+        }
+        for worker in &mut self.workers {
+            // Take whatever it still hands over until it hangs up, so it never blocks on a full
+            // channel while being joined.
+            while worker.results.recv().is_ok() {}
+            if let Some(handle) = worker.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Batches sent and not yet taken back, oldest first (by the worker that has each).
+struct InFlight<'p> {
+    pool: &'p FormatPool,
+    workers: VecDeque<usize>,
+}
+
+impl InFlight<'_> {
+    /// The oldest batch's result; waits, but notices a stop signal.
+    fn take_next(&mut self, stop: &AtomicBool) -> Result<FormattedBatch, PageError> {
+        let worker = *self.workers.front().expect("called with batches in flight");
+        loop {
+            match self.pool.workers[worker]
+                .results
+                .recv_timeout(Duration::from_millis(100))
+            {
+                Ok(batch) => {
+                    self.workers.pop_front();
+                    return Ok(batch);
+                }
+                Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => continue,
+                Err(RecvTimeoutError::Timeout) => return Err(PageError::Interrupted),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PageError::Handler(anyhow::anyhow!(
+                        "a format worker stopped unexpectedly"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Take back and drop every result still on its way, so none leaks into the next page.
+    fn discard(&mut self) {
+        while let Some(worker) = self.workers.pop_front() {
+            let _ = self.pool.workers[worker].results.recv();
+        }
+    }
 }
 
 fn pump(mut body: PageBody, producer: spool::Producer) {
@@ -235,10 +547,6 @@ fn pump(mut body: PageBody, producer: spool::Producer) {
             Err(e) => return producer.finish(Err(body.network_error(&e).to_string())),
         }
     }
-}
-
-fn trim_line_end(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 fn note_bad_line(stats: &mut PageStats, line: &[u8]) {
@@ -302,6 +610,7 @@ pub fn parse_context(value: &Value<'_>) -> Option<Result<Context, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Format, OutputTarget};
 
     struct Chunks(std::vec::IntoIter<Vec<u8>>, Option<Failure>);
 
@@ -320,6 +629,23 @@ mod tests {
 
     impl SpillCounter for Chunks {}
 
+    /// Collects the raw lines (the pool formats as `raw`), stopping after `stop_after`.
+    struct Collect {
+        events: Vec<String>,
+        stop_after: Option<usize>,
+    }
+
+    impl Deliver for Collect {
+        fn event(&mut self, event: Event<'_>) -> anyhow::Result<Flow> {
+            self.events
+                .push(String::from_utf8(event.line.to_vec()).unwrap());
+            Ok(match self.stop_after {
+                Some(n) if self.events.len() >= n => Flow::Stop,
+                _ => Flow::Continue,
+            })
+        }
+    }
+
     fn reader() -> PageReader {
         PageReader {
             memory_limit: 1024,
@@ -327,6 +653,15 @@ mod tests {
             max_line: 1024,
             stop: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    fn raw_pool() -> FormatPool {
+        let output = OutputSettings {
+            target: OutputTarget::Stdout,
+            format: Format::Raw,
+            max_line_bytes: 60_000,
+        };
+        FormatPool::new(&output, DEFAULT_WORKERS).unwrap()
     }
 
     fn read(
@@ -342,16 +677,13 @@ mod tests {
         stop_after: Option<usize>,
     ) -> (Result<PageEnd, PageError>, PageStats, Vec<String>) {
         let mut stats = PageStats::default();
-        let mut events = Vec::new();
+        let mut collect = Collect {
+            events: Vec::new(),
+            stop_after,
+        };
         let lines = Lines::new(Chunks(chunks.into_iter(), failure), 1024);
-        let result = reader().read_lines(lines, &mut stats, |raw, _value| {
-            events.push(String::from_utf8(raw.to_vec()).unwrap());
-            Ok(match stop_after {
-                Some(n) if events.len() >= n => Flow::Stop,
-                _ => Flow::Continue,
-            })
-        });
-        (result, stats, events)
+        let result = reader().read_lines(lines, &mut stats, &raw_pool(), &mut collect);
+        (result, stats, collect.events)
     }
 
     const E1: &str = r#"{"type":"akamai_siem","httpMessage":{"requestId":"1"}}"#;
@@ -462,7 +794,7 @@ mod tests {
     }
 
     #[test]
-    fn the_handler_can_stop_the_page() {
+    fn the_receiver_can_stop_the_page() {
         let body = format!("{E1}\n{E2}\n{{\"total\":2,\"offset\":\"x\"}}\n");
         let (result, _, events) = read(&body, Some(1));
         assert!(matches!(result, Ok(PageEnd::Stopped)));
@@ -470,7 +802,7 @@ mod tests {
     }
 
     #[test]
-    fn a_network_failure_after_some_events_is_reported_as_such() {
+    fn a_network_failure_after_some_events_is_reported_after_them() {
         let chunks = vec![format!("{E1}\n").into_bytes()];
         let (result, _, events) = read_chunks(
             chunks,
@@ -492,7 +824,68 @@ mod tests {
             Chunks(vec![format!("{E1}\n").into_bytes()].into_iter(), None),
             1024,
         );
-        let result = reader.read_lines(lines, &mut PageStats::default(), |_, _| Ok(Flow::Continue));
+        let mut collect = Collect {
+            events: Vec::new(),
+            stop_after: None,
+        };
+        let result = reader.read_lines(lines, &mut PageStats::default(), &raw_pool(), &mut collect);
         assert!(matches!(result, Err(PageError::Interrupted)));
+    }
+
+    #[test]
+    fn many_batches_across_workers_keep_their_order() {
+        let mut body = String::new();
+        let count = 20_000;
+        for i in 0..count {
+            body.push_str(&format!(
+                "{{\"type\":\"akamai_siem\",\"httpMessage\":{{\"requestId\":\"{i}\"}}}}\n"
+            ));
+        }
+        body.push_str(&format!("{{\"total\":{count},\"offset\":\"x\"}}\n"));
+        // Uneven chunks, so lines straddle chunk and batch boundaries.
+        let chunks: Vec<Vec<u8>> = body.as_bytes().chunks(7_777).map(<[u8]>::to_vec).collect();
+        let (result, stats, events) = read_chunks(chunks, None, None);
+        assert!(matches!(result, Ok(PageEnd::Complete(_))), "{result:?}");
+        assert_eq!(stats.events, count);
+        for (i, line) in events.iter().enumerate() {
+            assert!(
+                line.contains(&format!("\"requestId\":\"{i}\"")),
+                "position {i}: {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pool_serves_page_after_page_without_leaking_results() {
+        let pool = raw_pool();
+        for page in 0..3 {
+            let mut body = String::new();
+            for i in 0..5_000 {
+                body.push_str(&format!(
+                    "{{\"type\":\"akamai_siem\",\"httpMessage\":{{\"requestId\":\"{page}-{i}\"}}}}\n"
+                ));
+            }
+            body.push_str("{\"total\":5000,\"offset\":\"x\"}\n");
+            let mut collect = Collect {
+                events: Vec::new(),
+                // Stop early on the first page: its in-flight batches must not reach page two.
+                stop_after: (page == 0).then_some(10),
+            };
+            let lines = Lines::new(Chunks(vec![body.into_bytes()].into_iter(), None), 1024);
+            let result = reader().read_lines(lines, &mut PageStats::default(), &pool, &mut collect);
+            if page == 0 {
+                assert!(matches!(result, Ok(PageEnd::Stopped)));
+                assert_eq!(collect.events.len(), 10);
+            } else {
+                assert!(matches!(result, Ok(PageEnd::Complete(_))));
+                assert_eq!(collect.events.len(), 5_000);
+                assert!(
+                    collect
+                        .events
+                        .iter()
+                        .all(|l| l.contains(&format!("\"{page}-")))
+                );
+            }
+        }
     }
 }
