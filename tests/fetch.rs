@@ -350,3 +350,39 @@ fn a_huge_event_passes_through_whole_in_json() {
     let value: serde_json::Value = serde_json::from_str(line).unwrap();
     assert!(value["attackData"]["ruleData"].as_array().unwrap().len() >= 2);
 }
+
+#[test]
+fn https_proxy_and_no_proxy_from_the_environment_are_honoured() {
+    let harness = Harness::with_defaults();
+    let expected = window_with_neighbours(&harness, 3);
+    // A proxy that refuses connections: the run can only fail if it really goes through it.
+    let dead_proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", dead_proxy.local_addr().unwrap());
+    drop(dead_proxy);
+    let through_proxy = harness
+        .command(&["--no-state", "--retry-budget", "0s"])
+        .env("HTTPS_PROXY", &proxy)
+        .output()
+        .unwrap();
+    assert_eq!(
+        through_proxy.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&through_proxy.stderr)
+    );
+    assert!(
+        harness.fake.requests().is_empty(),
+        "nothing reached the API directly"
+    );
+
+    let bypassed = common::Run::from(
+        harness
+            .command(&["--no-state", "--format", "json"])
+            .env("HTTPS_PROXY", &proxy)
+            .env("NO_PROXY", "127.0.0.1")
+            .output()
+            .unwrap(),
+    );
+    bypassed.assert_code(0);
+    assert_exactly_once(&bypassed.ids(), expected);
+}

@@ -168,6 +168,7 @@ impl<'a> Resolver<'a> {
 
     fn credential(&self, key: &'static str) -> Result<String, ConfigError> {
         let (value, origin) = self.required(key)?;
+        reject_placeholder(key, &value, &origin)?;
         if value.chars().any(char::is_whitespace) {
             return Err(ConfigError::Invalid {
                 key,
@@ -207,6 +208,7 @@ impl<'a> Resolver<'a> {
 
     pub fn api(&self) -> Result<ApiSettings, ConfigError> {
         let (raw_host, host_origin) = self.required("host")?;
+        reject_placeholder("host", &raw_host, &host_origin)?;
         let host = normalise_host(&raw_host).map_err(|problem| ConfigError::Invalid {
             key: "host",
             origin: host_origin,
@@ -324,6 +326,23 @@ impl<'a> Resolver<'a> {
             spool_dir: self.sources.path("spool_dir").map(|(path, _)| path),
         })
     }
+}
+
+/// The template's placeholders say what to fill in; catching them here beats a DNS error or a
+/// 401 that does not say why.
+const PLACEHOLDER: &str = "REPLACE-WITH-YOUR";
+
+fn reject_placeholder(key: &'static str, value: &str, origin: &Origin) -> Result<(), ConfigError> {
+    if value.contains(PLACEHOLDER) {
+        return Err(ConfigError::Invalid {
+            key,
+            origin: origin.clone(),
+            problem: "still holds the template's placeholder: fill in the value from Akamai \
+                      Control Center (Identity and access > API clients)"
+                .to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn sanitise(section: &str) -> String {
@@ -558,6 +577,20 @@ mod tests {
         let message = Resolver::new(&sources).api().unwrap_err().to_string();
         assert!(message.contains("client_secret"), "{message}");
         assert!(!message.contains("SECRETVALUE"), "{message}");
+    }
+
+    #[test]
+    fn the_unedited_template_says_what_to_fill_in() {
+        let template = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("akamai_config.ini.template"),
+        )
+        .unwrap();
+        let (_dir, sources) = sources_with(&template, vec![]);
+        let message = Resolver::new(&sources).api().unwrap_err().to_string();
+        assert!(
+            message.contains("`host` still holds the template's placeholder"),
+            "{message}"
+        );
     }
 
     #[test]
