@@ -34,11 +34,8 @@ pub struct Shaped {
     pub shrunk: bool,
 }
 
-/// Top-level names Wazuh reserves (static fields, which rules cannot name in `<field>`) or that
-/// clash with its index template, and the two this shaping adds. An event field with one of
-/// these names is kept under `akamai_<name>`.
-const RESERVED_TOP_LEVEL: &[&str] = &[
-    "integration",
+/// Wazuh's static fields (docs/wazuh.md §3): rules may not name them in `<field>`.
+pub const STATIC_FIELDS: &[&str] = &[
     "srcip",
     "dstip",
     "srcport",
@@ -54,9 +51,20 @@ const RESERVED_TOP_LEVEL: &[&str] = &[
     "data",
     "extra_data",
     "systemname",
-    "port",
-    "timestamp",
 ];
+
+/// Top-level names that clash with Wazuh's index template.
+const INDEX_CLASHES: &[&str] = &["port", "timestamp"];
+
+/// An event field at the top level with a reserved name is kept under `akamai_<name>`: static
+/// fields, index clashes, and the two names this shaping adds.
+fn is_reserved_top_level(name: &str) -> bool {
+    ["integration", "srcip"]
+        .iter()
+        .chain(STATIC_FIELDS)
+        .chain(INDEX_CLASHES)
+        .any(|reserved| reserved.eq_ignore_ascii_case(name))
+}
 
 pub const CUT_FIELDS: &str = "cutFields";
 pub const RENAMED_FIELDS: &str = "renamedFields";
@@ -172,10 +180,7 @@ fn normalise_object(
 
 fn needs_new_name(key: &str, earlier: &[(Cow<'_, str>, Value<'_>)], top_level: bool) -> bool {
     earlier.iter().any(|(k, _)| k.eq_ignore_ascii_case(key))
-        || (top_level
-            && RESERVED_TOP_LEVEL
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(key)))
+        || (top_level && is_reserved_top_level(key))
 }
 
 fn unique_name(

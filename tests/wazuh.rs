@@ -158,26 +158,31 @@ fn the_shared_sample_keeps_its_wazuh_shape() {
     insta::assert_snapshot!("shared_sample_wazuh", lines.join("\n"));
 }
 
+/// Run with stdout and stderr as one pipe, as Wazuh's wodle does: the exit code and all text.
+fn on_a_merged_pipe(mut command: std::process::Command) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    command.stdout(writer.try_clone().unwrap()).stderr(writer);
+    let mut child = command.spawn().unwrap();
+    drop(command);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut { reader }, &mut text).unwrap();
+    (child.wait().unwrap().code(), text)
+}
+
 #[test]
 fn under_a_merged_pipe_an_authentication_failure_emits_only_json() {
     let harness = Harness::with_defaults();
     harness.fake.inject(fake_akamai::Fault::Status(401));
-    // Both streams into one pipe, as Wazuh's wodle does; no --diagnostics flag: auto-detected.
-    let (reader, writer) = std::io::pipe().unwrap();
+    // No --diagnostics flag: the merged pipe is detected.
     let mut command = std::process::Command::new(common::BIN);
     command
         .args(["--config", harness.config.to_str().unwrap()])
         .current_dir(harness.dir.path())
         .env("HOME", harness.path("home"))
         .env_remove("AKAMAI_SIEM_DIAGNOSTICS")
-        .stdin(std::process::Stdio::null())
-        .stdout(writer.try_clone().unwrap())
-        .stderr(writer);
-    let mut child = command.spawn().unwrap();
-    drop(command);
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut { reader }, &mut text).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(4));
+        .stdin(std::process::Stdio::null());
+    let (code, text) = on_a_merged_pipe(command);
+    assert_eq!(code, Some(4));
     assert!(!text.is_empty());
     for line in text.lines() {
         let value: Json =
@@ -190,17 +195,10 @@ fn under_a_merged_pipe_an_authentication_failure_emits_only_json() {
     }
 
     // A usage error (a typo in the wodle's <command>) is JSON too.
-    let (reader, writer) = std::io::pipe().unwrap();
     let mut command = std::process::Command::new(common::BIN);
-    command
-        .arg("--no-such-flag")
-        .stdout(writer.try_clone().unwrap())
-        .stderr(writer);
-    let mut child = command.spawn().unwrap();
-    drop(command);
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut { reader }, &mut text).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(2));
+    command.arg("--no-such-flag");
+    let (code, text) = on_a_merged_pipe(command);
+    assert_eq!(code, Some(2));
     let value: Json =
         serde_json::from_str(text.trim_end()).unwrap_or_else(|_| panic!("free text: {text}"));
     assert_eq!(value["collector"]["code"], "usage_error");
@@ -208,14 +206,8 @@ fn under_a_merged_pipe_an_authentication_failure_emits_only_json() {
     // With a log file, nothing at all reaches the pipe.
     let log = harness.path("collector.log");
     harness.fake.inject(fake_akamai::Fault::Status(401));
-    let (reader, writer) = std::io::pipe().unwrap();
-    let mut command = harness.command(&["--log-file", log.to_str().unwrap()]);
-    command.stdout(writer.try_clone().unwrap()).stderr(writer);
-    let mut child = command.spawn().unwrap();
-    drop(command);
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut { reader }, &mut text).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(4));
+    let (code, text) = on_a_merged_pipe(harness.command(&["--log-file", log.to_str().unwrap()]));
+    assert_eq!(code, Some(4));
     assert_eq!(text, "", "nothing on the merged pipe");
     assert!(common::read(&log).contains("rejected the credentials"));
 }

@@ -49,6 +49,31 @@ struct Variant {
     fractional_start: bool,
 }
 
+impl Variant {
+    /// What most variants share; each variant sets what makes it what it is.
+    fn base(size: EventSize, host: &'static str) -> Variant {
+        Variant {
+            policy_id: "",
+            applied_action: "",
+            ipv6: false,
+            rule_lists: Default::default(),
+            extra_attack: vec![],
+            method: "GET",
+            host,
+            path: "/",
+            query: "",
+            status: "200",
+            request_headers: request_headers(host, size, &[]),
+            response_headers: response_headers(size, &[]),
+            geo: ["", "", "", "", ""],
+            sections: vec![],
+            custom: None,
+            unknown: None,
+            fractional_start: false,
+        }
+    }
+}
+
 enum Custom {
     Text(Vec<Vec<u8>>),
     Object(Vec<(&'static str, Vec<Vec<u8>>)>),
@@ -110,7 +135,6 @@ fn variants(size: EventSize) -> Vec<Variant> {
         Variant {
             policy_id: "shop_88112",
             applied_action: "deny",
-            ipv6: false,
             rule_lists: [
                 texts(&["3000100", "3000108", "SQL-INJECTION-ANOMALY"]),
                 texts(&["2", "1", "1"]),
@@ -133,21 +157,15 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["alert", "alert", "deny"]),
             ],
             extra_attack: vec![("clientReputation", "ID=@@IP@@;WEBATCK=8;DOSATCK=3")],
-            method: "GET",
-            host: "shop.example.com",
             path: "/catalog/item",
             query: "id=1%27%20union%20select%20null,version()%3E%3F--&sort=price+asc",
             status: "403",
-            request_headers: request_headers("shop.example.com", size, &[]),
-            response_headers: response_headers(size, &[]),
             geo: geo_de,
             sections: vec![(
                 "identity",
                 vec![("ja4", "t13d1516h2_8daaf6152771_02713d6af862")],
             )],
-            custom: None,
-            unknown: None,
-            fractional_start: false,
+            ..Variant::base(size, "shop.example.com")
         },
         // Cross-site scripting, alerted; IPv6, repeated Set-Cookie, custom as text.
         Variant {
@@ -166,11 +184,8 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["ARGS:comment", "ARGS:comment"]),
                 texts(&["alert", "alert"]),
             ],
-            extra_attack: vec![],
             method: "POST",
-            host: "www.example.com",
             path: "/blog/comments",
-            query: "",
             status: "200",
             request_headers: request_headers(
                 "www.example.com",
@@ -179,16 +194,14 @@ fn variants(size: EventSize) -> Vec<Variant> {
             ),
             response_headers: response_headers(size, &[("Set-Cookie", "xss_seen=1; Path=/")]),
             geo: geo_us,
-            sections: vec![],
             custom: Some(Custom::Text(texts(&["shop-frontend"]))),
-            unknown: None,
             fractional_start: true,
+            ..Variant::base(size, "www.example.com")
         },
         // Command injection, denied; binary (non-UTF-8) ruleData, U+2028 in a plain field.
         Variant {
             policy_id: "api_2002",
             applied_action: "deny",
-            ipv6: false,
             rule_lists: [
                 texts(&["932100", "CMD-INJECTION-ANOMALY"]),
                 texts(&["4", "1"]),
@@ -205,24 +218,16 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["alert", "deny"]),
             ],
             extra_attack: vec![("apiId", "api-4411"), ("apiKey", "key-77")],
-            method: "GET",
-            host: "api.example.com",
             path: "/v1/ping",
             query: "host=127.0.0.1%3Bcat%20%2Fetc%2Fpasswd",
             status: "403",
-            request_headers: request_headers("api.example.com", size, &[]),
-            response_headers: response_headers(size, &[]),
             geo: ["EU", "FR", "PARIS\u{2028}LA DÉFENSE", "IDF", "64501"],
-            sections: vec![],
-            custom: None,
-            unknown: None,
-            fractional_start: false,
+            ..Variant::base(size, "api.example.com")
         },
         // Local file inclusion, monitored; invalid %zz escape in the path, + in the query.
         Variant {
             policy_id: "files_3003",
             applied_action: "monitor",
-            ipv6: false,
             rule_lists: [
                 texts(&["930100"]),
                 texts(&["2"]),
@@ -232,25 +237,16 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["REQUEST_FILENAME"]),
                 texts(&["monitor"]),
             ],
-            extra_attack: vec![],
-            method: "GET",
-            host: "files.example.com",
             path: "/download/..%2f..%2fetc%2fpasswd%zz",
             query: "name=a+b&dir=..%2Fetc",
             status: "404",
-            request_headers: request_headers("files.example.com", size, &[]),
-            response_headers: response_headers(size, &[]),
             geo: geo_us,
-            sections: vec![],
-            custom: None,
-            unknown: None,
-            fractional_start: false,
+            ..Variant::base(size, "files.example.com")
         },
         // Remote file inclusion, denied; ragged lists and empty elements.
         Variant {
             policy_id: "files_3003",
             applied_action: "deny",
-            ipv6: false,
             rule_lists: [
                 texts(&["931100", "931110", "RFI-ANOMALY"]),
                 texts(&[""]),
@@ -264,25 +260,16 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["ARGS:file", "", ""]),
                 texts(&["alert", "alert", "deny"]),
             ],
-            extra_attack: vec![],
-            method: "GET",
-            host: "files.example.com",
             path: "/index.php",
             query: "file=http%3A%2F%2F203.0.113.9%2Fshell.txt%3F",
             status: "403",
-            request_headers: request_headers("files.example.com", size, &[]),
-            response_headers: response_headers(size, &[]),
             geo: geo_sg,
-            sections: vec![],
-            custom: None,
-            unknown: None,
-            fractional_start: false,
+            ..Variant::base(size, "files.example.com")
         },
         // Protocol anomaly, alerted; a query that would not decode to UTF-8.
         Variant {
             policy_id: "www_1001",
             applied_action: "alert",
-            ipv6: false,
             rule_lists: [
                 texts(&["920270"]),
                 texts(&["1"]),
@@ -292,9 +279,6 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["ARGS:x"]),
                 texts(&["alert"]),
             ],
-            extra_attack: vec![],
-            method: "GET",
-            host: "www.example.com",
             path: "/search",
             query: "x=%ff%fe%3Cscript%3E",
             status: "400",
@@ -303,12 +287,9 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 size,
                 &[("X-Odd", "100% sure; a=b")],
             ),
-            response_headers: response_headers(size, &[]),
             geo: geo_de,
-            sections: vec![],
-            custom: None,
-            unknown: None,
             fractional_start: true,
+            ..Variant::base(size, "www.example.com")
         },
         // Bot Manager: a scraper, denied by its bot score.
         Variant {
@@ -324,14 +305,8 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["REQUEST_HEADERS:User-Agent", ""]),
                 texts(&["deny", "deny"]),
             ],
-            extra_attack: vec![],
-            method: "GET",
-            host: "shop.example.com",
             path: "/products/",
-            query: "",
             status: "403",
-            request_headers: request_headers("shop.example.com", size, &[]),
-            response_headers: response_headers(size, &[]),
             geo: geo_us,
             sections: vec![
                 (
@@ -340,15 +315,12 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 ),
                 ("clientData", vec![("telemetryType", "0")]),
             ],
-            custom: None,
-            unknown: None,
-            fractional_start: false,
+            ..Variant::base(size, "shop.example.com")
         },
         // Account Protector: a high-risk login, alerted.
         Variant {
             policy_id: "acct_40213",
             applied_action: "alert",
-            ipv6: false,
             rule_lists: [
                 texts(&["AP_HIGH_RISK"]),
                 texts(&["1"]),
@@ -358,9 +330,7 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["REQUEST_BODY"]),
                 texts(&["alert"]),
             ],
-            extra_attack: vec![],
             method: "POST",
-            host: "login.example.com",
             path: "/api/v2/login",
             query: "redirect=%2Faccount%3Ftab%3Dorders",
             status: "200",
@@ -369,7 +339,6 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 size,
                 &[("Content-Type", "application/json")],
             ),
-            response_headers: response_headers(size, &[]),
             geo: geo_sg,
             sections: vec![(
                 "userRiskData",
@@ -385,15 +354,12 @@ fn variants(size: EventSize) -> Vec<Variant> {
                     ("originUserId", "u-100234"),
                 ],
             )],
-            custom: None,
-            unknown: None,
-            fractional_start: false,
+            ..Variant::base(size, "login.example.com")
         },
         // Rate control and slow POST, denied.
         Variant {
             policy_id: "acct_40213",
             applied_action: "deny",
-            ipv6: false,
             rule_lists: [
                 texts(&["CTL_RATE_LOGIN"]),
                 texts(&["1"]),
@@ -405,23 +371,16 @@ fn variants(size: EventSize) -> Vec<Variant> {
             ],
             extra_attack: vec![("slowPostAction", "A"), ("slowPostRate", "12")],
             method: "POST",
-            host: "login.example.com",
             path: "/api/v2/login",
-            query: "",
             status: "429",
-            request_headers: request_headers("login.example.com", size, &[]),
             response_headers: response_headers(size, &[("Retry-After", "5")]),
             geo: geo_de,
-            sections: vec![],
-            custom: None,
-            unknown: None,
-            fractional_start: false,
+            ..Variant::base(size, "login.example.com")
         },
         // Custom rule with custom data as an object, and a field the schema does not know.
         Variant {
             policy_id: "www_1001",
             applied_action: "monitor",
-            ipv6: false,
             rule_lists: [
                 texts(&["CUSTOM_700001"]),
                 texts(&["1"]),
@@ -431,22 +390,16 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["REQUEST_FILENAME"]),
                 texts(&["monitor"]),
             ],
-            extra_attack: vec![],
-            method: "GET",
-            host: "www.example.com",
             path: "/admin",
-            query: "",
             status: "200",
-            request_headers: request_headers("www.example.com", size, &[]),
-            response_headers: response_headers(size, &[]),
             geo: geo_us,
-            sections: vec![],
             custom: Some(Custom::Object(vec![
                 ("tenant", texts(&["blue", "green"])),
                 ("origin", texts(&["dc-1"])),
             ])),
             unknown: Some(("newTopLevelField", "kept as it is")),
             fractional_start: true,
+            ..Variant::base(size, "www.example.com")
         },
     ]
 }

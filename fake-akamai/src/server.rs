@@ -199,28 +199,12 @@ fn serve(
         shared.options.max_clock_skew.as_secs() as i64,
     );
     match verdict {
-        Verdict::Denied(detail) => {
-            return Err(problem(401, "/-/pep-authn/deny", "Not authorized", detail).into());
-        }
-        Verdict::InvalidTimestamp => {
-            return Err(problem(
-                400,
-                "/-/pep-authn/request-error",
-                "Bad request",
-                "Invalid timestamp",
-            )
-            .into());
-        }
+        Verdict::Denied(detail) => return Err(denied(detail).into()),
+        Verdict::InvalidTimestamp => return Err(invalid_timestamp().into()),
         Verdict::Accepted { nonce } => {
             record.nonce = Some(nonce.clone());
             if !lock(&shared.nonces).insert(nonce) {
-                return Err(problem(
-                    401,
-                    "/-/pep-authn/deny",
-                    "Not authorized",
-                    "Nonce already used",
-                )
-                .into());
+                return Err(denied("Nonce already used").into());
             }
         }
     }
@@ -233,15 +217,7 @@ fn serve(
             p.retry_after = Some(*retry_after_secs);
             return Err(p.into());
         }
-        Some(Fault::InvalidTimestamp) => {
-            return Err(problem(
-                400,
-                "/-/pep-authn/request-error",
-                "Bad request",
-                "Invalid timestamp",
-            )
-            .into());
-        }
+        Some(Fault::InvalidTimestamp) => return Err(invalid_timestamp().into()),
         Some(Fault::ExpiredOffset) => return Err(expired().into()),
         _ => {}
     }
@@ -253,14 +229,24 @@ fn serve(
     write_page(shared, request, tls, &page, fault.as_ref())
 }
 
+/// The gateway's 401.
+fn denied(detail: impl Into<String>) -> Problem {
+    problem(401, "/-/pep-authn/deny", "Not authorized", detail)
+}
+
+/// The gateway's answer to a clock more than the allowed skew away.
+fn invalid_timestamp() -> Problem {
+    problem(
+        400,
+        "/-/pep-authn/request-error",
+        "Bad request",
+        "Invalid timestamp",
+    )
+}
+
 fn status_problem(status: u16) -> Problem {
     match status {
-        401 => problem(
-            401,
-            "/-/pep-authn/deny",
-            "Not authorized",
-            "The signature does not match",
-        ),
+        401 => denied("The signature does not match"),
         403 => problem(
             403,
             "/siem/v1/unauthorized",

@@ -6,7 +6,7 @@
 //! and unlike a fast non-cryptographic hash an attacker who controls request content cannot
 //! craft an event that collides with another one to get it dropped.
 
-use super::state_file::{SeenPosition, StateError, sync_directory};
+use super::state_file::{SeenPosition, StateError, open_private, sync_directory};
 use sha2::{Digest, Sha256};
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -100,14 +100,7 @@ impl Seen {
             path: path.clone(),
             source,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(journal_error)?;
+        let file = open_private(&path).map_err(journal_error)?;
         let on_disk = file.metadata().map_err(journal_error)?.len() / ENTRY;
         if on_disk < committed.entries {
             tracing::warn!(

@@ -199,6 +199,18 @@ impl StateFile {
     }
 }
 
+/// Open (creating if needed, never truncating) a file only its owner may read: the lock and the
+/// journal sit beside the state and say what was collected.
+pub fn open_private(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
 /// A rename is durable only once its directory is.
 pub fn sync_directory(path: &Path) -> std::io::Result<()> {
     let directory = match path.parent() {
