@@ -6,6 +6,7 @@ mod common;
 use akamai_siem::config::{Format, OutputSettings, OutputTarget};
 use akamai_siem::event::Value;
 use akamai_siem::format::Formatter;
+use akamai_siem::wazuh::STATIC_FIELDS;
 use common::{Harness, now};
 use fake_akamai::{EventSize, FakeAkamai, Options};
 use serde_json::Value as Json;
@@ -13,23 +14,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 const CAP: usize = 60_000;
-const STATIC_FIELDS: &[&str] = &[
-    "srcip",
-    "dstip",
-    "srcport",
-    "dstport",
-    "protocol",
-    "action",
-    "user",
-    "srcuser",
-    "dstuser",
-    "id",
-    "status",
-    "url",
-    "data",
-    "extra_data",
-    "systemname",
-];
 
 fn wazuh_line(raw: &str) -> String {
     let mut formatter = Formatter::new(&OutputSettings {
