@@ -89,6 +89,8 @@ impl ApiError {
     }
 }
 
+/// Cheap to clone: the HTTP client and its connection pool are shared.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::blocking::Client,
     signer: Signer,

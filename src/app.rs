@@ -315,14 +315,15 @@ fn decode(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> anyhow::Re
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let Ok(value) = Value::parse(raw) else {
-            bad += 1;
-            continue;
+        // Saved output may hold several pages: their context lines are skipped, not events.
+        let value = match Value::parse(raw) {
+            Ok(value @ Value::Object(_)) if parse_context(&value).is_none() => value,
+            Ok(Value::Object(_)) => continue,
+            _ => {
+                bad += 1;
+                continue;
+            }
         };
-        if parse_context(&value).is_some() || !matches!(value, Value::Object(_)) {
-            bad += u64::from(!matches!(value, Value::Object(_)));
-            continue;
-        }
         line_buffer.clear();
         formatter.write(raw, value, &mut line_buffer);
         if sink.needs_flush_before(line_buffer.len()) {

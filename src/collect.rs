@@ -363,9 +363,40 @@ impl<'a> Collector<'a> {
         self.delivery.page_max_start = None;
         let path = self.setup.client.path_and_query(request);
         tracing::debug!("GET {path}");
-        let body = self.setup.client.open_page(request)?;
+        let body = self.open_page(request)?;
         self.reader
             .read(body, stats, &self.pool, &mut self.delivery)
+    }
+
+    /// Send the request from a helper thread: an API that stalls before answering must not keep
+    /// a SIGTERM waiting for the read timeout (Wazuh's wodle waits for us without limit).
+    fn open_page(&self, request: &Request) -> Result<crate::api::PageBody, PageError> {
+        let client = self.setup.client.clone();
+        let request = request.clone();
+        let (answer, answered) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("request".into())
+            .spawn(move || {
+                let _ = answer.send(client.open_page(&request));
+            })
+            .map_err(|e| {
+                PageError::Handler(anyhow::anyhow!("cannot start the request thread: {e}"))
+            })?;
+        loop {
+            match answered.recv_timeout(Duration::from_millis(100)) {
+                Ok(result) => return result.map_err(PageError::Api),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if self.setup.signals.received().is_some() {
+                        return Err(PageError::Interrupted);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(PageError::Handler(anyhow::anyhow!(
+                        "the request thread stopped unexpectedly"
+                    )));
+                }
+            }
+        }
     }
 
     /// Decide what to do after a failed page; `Err` ends the run.
@@ -521,6 +552,7 @@ impl<'a> Collector<'a> {
             response_bytes = s.response_bytes,
             output_bytes = s.output_bytes,
             retries = s.retries,
+            spooled_bytes = s.spilled_bytes,
             seconds = format!("{:.3}", s.elapsed.as_secs_f64()),
             "{} events in {} page(s), {status}; {state}",
             s.events,

@@ -177,11 +177,6 @@ pub fn decode_rule_list(text: &str, path: &str, errors: &mut Vec<String>) -> Vec
     list
 }
 
-/// One percent-encoded header block, on its own.
-pub fn decode_headers(text: &str) -> Value<'static> {
-    Decoder::default().headers(text)
-}
-
 fn decode_header_block(unescaped: &[u8]) -> Value<'static> {
     // Validate the block once; per-line lossy conversion only for the rare invalid block.
     let lines = match std::str::from_utf8(unescaped) {

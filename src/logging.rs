@@ -62,13 +62,6 @@ pub fn configure(settings: &LogSettings) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether diagnostics currently go out as JSON lines (the wodle's merged pipe).
-pub fn is_json() -> bool {
-    lock()
-        .as_ref()
-        .is_some_and(|c| matches!(c.target, Target::StderrJson))
-}
-
 fn set(config: Config) {
     *lock() = Some(config);
 }

@@ -245,7 +245,7 @@ fn leaves(fields: &Object<'_>) -> usize {
 /// Turn the object with the most leaves into one JSON-text field until the event fits.
 fn collapse_until(fields: &mut Object<'_>, max_leaves: usize, notes: &mut Notes) {
     while leaves(fields) > max_leaves {
-        let Some(path) = largest_object(fields, "") else {
+        let Some(path) = largest_object(fields) else {
             return;
         };
         let Some(slot) = find_mut(fields, &path) else {
@@ -258,9 +258,8 @@ fn collapse_until(fields: &mut Object<'_>, max_leaves: usize, notes: &mut Notes)
     }
 }
 
-/// The path of the object holding the most leaves (preferring the deepest such object whose
-/// collapse suffices is not needed: collapsing the biggest converges fastest).
-fn largest_object(fields: &Object<'_>, _prefix: &str) -> Option<Vec<String>> {
+/// The path of the object holding the most leaves: collapsing the biggest converges fastest.
+fn largest_object(fields: &Object<'_>) -> Option<Vec<String>> {
     let mut best: Option<(usize, Vec<String>)> = None;
     fn visit(fields: &Object<'_>, path: &mut Vec<String>, best: &mut Option<(usize, Vec<String>)>) {
         for (key, value) in fields {

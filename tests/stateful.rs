@@ -259,6 +259,30 @@ fn sigterm_during_a_large_page_stops_within_two_seconds_and_the_next_run_deliver
 }
 
 #[test]
+fn sigterm_while_the_api_has_not_answered_yet_stops_within_two_seconds() {
+    let harness = Harness::with_defaults();
+    harness.fake.append_events_at(5, now() - 100.0);
+    harness
+        .fake
+        .inject(Fault::HangBeforeHeaders(Duration::from_secs(20)));
+    let mut child = harness.spawn(&["--format", "json"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let signalled = Instant::now();
+    send_signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2),
+        "stopped in {:?}",
+        signalled.elapsed()
+    );
+    // Nothing was delivered; the next run delivers everything.
+    let run = harness.run(&["--format", "json"]);
+    run.assert_code(0);
+    assert_exactly_once(&run.ids(), 0..5);
+}
+
+#[test]
 fn budgets_split_a_backlog_across_runs_exactly() {
     let harness = Harness::with_defaults();
     harness

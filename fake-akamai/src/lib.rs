@@ -103,6 +103,8 @@ pub enum Fault {
     Slow {
         delay_per_event: Duration,
     },
+    /// Say nothing, not even the status line, for this long, then answer normally.
+    HangBeforeHeaders(Duration),
     StallAfter {
         events: usize,
         stall: Duration,

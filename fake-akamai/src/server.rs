@@ -210,6 +210,9 @@ fn serve(
     }
     let fault = lock(&shared.faults).pop_front();
     record.fault = fault.clone();
+    if let Some(Fault::HangBeforeHeaders(pause)) = &fault {
+        thread::sleep(*pause);
+    }
     match &fault {
         Some(Fault::Status(status)) => return Err(status_problem(*status).into()),
         Some(Fault::TooManyRequests { retry_after_secs }) => {
