@@ -61,6 +61,10 @@ pub struct Sink {
     destination: Destination,
     buffer: Vec<u8>,
     written: u64,
+    /// A write failed part-way: how much of the buffer went out is unknown, so writing it again
+    /// could put a half line and duplicates before the next commit. The sink stays failed; the
+    /// next run trims the file back to its last commit and fetches the rest again.
+    failed: bool,
 }
 
 impl Sink {
@@ -69,6 +73,7 @@ impl Sink {
             destination: Destination::Stdout(io::stdout()),
             buffer: Vec::with_capacity(BUFFER_SIZE),
             written: 0,
+            failed: false,
         }
     }
 
@@ -120,6 +125,7 @@ impl Sink {
             },
             buffer: Vec::with_capacity(BUFFER_SIZE),
             written: 0,
+            failed: false,
         };
         Ok((sink, reconciled))
     }
@@ -150,6 +156,12 @@ impl Sink {
 
     /// Write out everything buffered.
     pub fn flush(&mut self) -> Result<(), OutputError> {
+        if self.failed {
+            return Err(OutputError::Write {
+                target: self.describe(),
+                source: io::Error::other("an earlier write failed; nothing more is written"),
+            });
+        }
         if self.buffer.is_empty() {
             return Ok(());
         }
@@ -167,13 +179,19 @@ impl Sink {
                 self.buffer.clear();
                 Ok(())
             }
-            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Err(OutputError::Closed {
-                bytes: self.written,
-            }),
-            Err(source) => Err(OutputError::Write {
-                target: self.describe(),
-                source,
-            }),
+            Err(error) => {
+                self.failed = true;
+                Err(if error.kind() == io::ErrorKind::BrokenPipe {
+                    OutputError::Closed {
+                        bytes: self.written,
+                    }
+                } else {
+                    OutputError::Write {
+                        target: self.describe(),
+                        source: error,
+                    }
+                })
+            }
         }
     }
 
@@ -270,6 +288,18 @@ mod tests {
                 .unwrap()
                 .starts_with("a different")
         );
+    }
+
+    #[test]
+    fn a_failed_write_is_never_retried_so_no_half_line_gets_committed() {
+        let (mut sink, _) = Sink::file(Path::new("/dev/full"), None).unwrap();
+        sink.append(b"{\"a\":1}");
+        let first = sink.flush().unwrap_err().to_string();
+        assert!(first.contains("No space left"), "{first}");
+        // A second attempt would write the buffer again (and hit ENOSPC again); it must not.
+        let second = sink.commit().unwrap_err().to_string();
+        assert!(second.contains("an earlier write failed"), "{second}");
+        assert_eq!(sink.written(), 0);
     }
 
     #[test]
