@@ -88,12 +88,15 @@ pub fn write_event(event: Value<'_>, out: &mut Vec<u8>, limits: &Limits) -> Shap
         return write_event(Value::Object(fields), out, limits);
     };
     let mut notes = Notes::default();
-    let srcip = fields
+    // Usually borrowed from the response line: cloning the Cow copies no bytes.
+    let srcip = match fields
         .iter()
         .find(|(k, _)| k == "attackData")
         .and_then(|(_, v)| v.get("clientIP"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    {
+        Some(Value::String(ip)) => Some(ip.clone()),
+        _ => None,
+    };
     let mut shaped = fields;
     normalise_object(&mut shaped, &mut String::new(), true, &mut notes);
     let added = 1 + usize::from(srcip.is_some()) + 3;

