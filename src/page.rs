@@ -100,6 +100,17 @@ pub enum PageError {
     Handler(anyhow::Error),
 }
 
+impl From<Failure> for PageError {
+    fn from(failure: Failure) -> PageError {
+        match failure {
+            Failure::Source(error) => PageError::Api(error),
+            // A local disk error: the run stops (like an output failure), it is not retried.
+            Failure::Spool(error) => PageError::Handler(anyhow::Error::new(error)),
+            Failure::Stopped => PageError::Interrupted,
+        }
+    }
+}
+
 pub struct PageReader {
     pub memory_limit: usize,
     pub spill_dir: Option<PathBuf>,
@@ -166,15 +177,10 @@ impl PageReader {
                     Err(error) => break Err(error),
                 }
             }
-            match &ended {
+            // Reached only once every batch in flight is taken back.
+            match ended.take() {
                 Some(Ok(())) => break Ok(()),
-                Some(Err(Failure::Stopped)) => break Err(PageError::Interrupted),
-                Some(Err(Failure::Producer(message))) => {
-                    break Err(PageError::Api(ApiError::Network {
-                        host: "the API".into(),
-                        message: message.clone(),
-                    }));
-                }
+                Some(Err(failure)) => break Err(PageError::from(failure)),
                 None => {}
             }
             let (batch, end) = next_batch(&mut lines, stats);
@@ -544,7 +550,7 @@ fn pump(mut body: PageBody, producer: spool::Producer) {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return producer.finish(Err(body.network_error(&e).to_string())),
+            Err(e) => return producer.finish(Err(body.network_error(&e))),
         }
     }
 }
@@ -806,7 +812,10 @@ mod tests {
         let chunks = vec![format!("{E1}\n").into_bytes()];
         let (result, _, events) = read_chunks(
             chunks,
-            Some(Failure::Producer("connection reset".into())),
+            Some(Failure::Source(ApiError::Network {
+                host: "h".into(),
+                message: "connection reset".into(),
+            })),
             None,
         );
         assert!(

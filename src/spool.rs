@@ -6,6 +6,7 @@
 //! temporary file; the reader drains memory first, then the file, then returns to memory. Order
 //! is kept because nothing goes to memory while the file still holds unread data.
 
+use crate::api::ApiError;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
@@ -15,14 +16,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Why the stream of chunks ended early.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why the stream of chunks ended early. Typed, so that the consumer's thread sees the same
+/// error the reader's thread had: a network failure stays an [`ApiError`] (retried), and a
+/// failure of the local spool file stays a [`SpoolError`] (a disk problem, never retried as if
+/// it were the network).
+#[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    /// The producer failed; the message is safe to log.
-    Producer(String),
+    #[error(transparent)]
+    Source(#[from] ApiError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
     /// The consumer was asked to stop (a signal).
+    #[error("interrupted by a signal")]
     Stopped,
 }
+
+/// The spool file in `spool_dir` could not be read back: a local disk failure.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read back the response spooled to a temporary file: {0}; check spool_dir (free \
+     space, a healthy disk); nothing is lost, the next run fetches this page again"
+)]
+pub struct SpoolError(io::Error);
 
 struct State {
     memory: VecDeque<Vec<u8>>,
@@ -32,7 +47,7 @@ struct State {
     spill_read: u64,
     spill_written: u64,
     spilled_total: u64,
-    finished: Option<Result<(), String>>,
+    finished: Option<Result<(), ApiError>>,
     consumer_gone: bool,
     spill_error_logged: bool,
 }
@@ -156,8 +171,8 @@ impl Producer {
         Ok(())
     }
 
-    /// The end of the stream: `Ok` for a complete body, `Err` with a loggable reason otherwise.
-    pub fn finish(self, result: Result<(), String>) {
+    /// The end of the stream: `Ok` for a complete body, the reader's error otherwise.
+    pub fn finish(self, result: Result<(), ApiError>) {
         let mut state = self.shared.lock();
         state.finished = Some(result);
         self.shared.changed.notify_all();
@@ -168,7 +183,10 @@ impl Drop for Producer {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         if state.finished.is_none() {
-            state.finished = Some(Err("the response reader stopped unexpectedly".to_string()));
+            state.finished = Some(Err(ApiError::Network {
+                host: "the API".to_string(),
+                message: "the response reader stopped unexpectedly".to_string(),
+            }));
             self.shared.changed.notify_all();
         }
     }
@@ -203,11 +221,10 @@ impl Consumer {
             if state.spill_pending() {
                 return self.read_spill(state).map(Some);
             }
-            if let Some(result) = &state.finished {
-                return match result {
-                    Ok(()) => Ok(None),
-                    Err(reason) => Err(Failure::Producer(reason.clone())),
-                };
+            if let Some(result) = state.finished.take() {
+                // Handed over once; later calls see a clean end of what is left (nothing).
+                state.finished = Some(Ok(()));
+                return result.map(|()| None).map_err(Failure::Source);
             }
             if self.stop_requested() {
                 return Err(Failure::Stopped);
@@ -230,7 +247,7 @@ impl Consumer {
             .as_ref()
             .expect("pending spill data implies a file");
         file.read_exact_at(&mut chunk, start)
-            .map_err(|error| Failure::Producer(format!("cannot read the spool file: {error}")))?;
+            .map_err(|error| Failure::Spool(SpoolError(error)))?;
         state.spill_read += length as u64;
         if !state.spill_pending() {
             // Drained: back to memory, and give the disk space back.
@@ -322,19 +339,44 @@ mod tests {
     fn producer_failure_reaches_the_consumer_after_the_data() {
         let (producer, mut consumer) = channel(1024, None);
         producer.push(b"abc".to_vec()).unwrap();
-        producer.finish(Err("connection reset".into()));
-        assert_eq!(consumer.next_chunk(), Ok(Some(b"abc".to_vec())));
-        assert_eq!(
-            consumer.next_chunk(),
-            Err(Failure::Producer("connection reset".into()))
-        );
+        producer.finish(Err(ApiError::Network {
+            host: "h".into(),
+            message: "connection reset".into(),
+        }));
+        assert_eq!(consumer.next_chunk().unwrap(), Some(b"abc".to_vec()));
+        // The consumer gets the reader's typed error, not a string to wrap again.
+        match consumer.next_chunk() {
+            Err(Failure::Source(ApiError::Network { message, .. })) => {
+                assert_eq!(message, "connection reset")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn a_dropped_producer_is_a_failure_not_an_end() {
         let (producer, mut consumer) = channel(1024, None);
         drop(producer);
-        assert!(matches!(consumer.next_chunk(), Err(Failure::Producer(_))));
+        assert!(matches!(consumer.next_chunk(), Err(Failure::Source(_))));
+    }
+
+    #[test]
+    fn a_failing_spool_file_is_a_local_error_not_a_network_one() {
+        let (producer, mut consumer) = channel(4, None);
+        producer.push(b"abcd".to_vec()).unwrap();
+        producer.push(b"efgh".to_vec()).unwrap();
+        assert!(consumer.spilled_bytes() > 0);
+        // The disk loses the spooled bytes (a failing disk, a full one that truncated).
+        if let Some(file) = &consumer.shared.lock().spill {
+            file.set_len(0).unwrap();
+        }
+        assert_eq!(consumer.next_chunk().unwrap(), Some(b"abcd".to_vec()));
+        match consumer.next_chunk() {
+            Err(Failure::Spool(error)) => {
+                assert!(error.to_string().contains("spool_dir"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -353,7 +395,7 @@ mod tests {
             thread::sleep(Duration::from_millis(150));
             stop.store(true, Ordering::Relaxed);
         });
-        assert_eq!(consumer.next_chunk(), Err(Failure::Stopped));
+        assert!(matches!(consumer.next_chunk(), Err(Failure::Stopped)));
         setter.join().unwrap();
     }
 }
