@@ -62,6 +62,11 @@ pub struct Options {
     pub line_style: LineStyle,
     pub page_overshoot: usize,
     pub response_deadline: Option<Duration>,
+    /// Like the two-minute deadline on a slow link, by count: every response stops in the middle
+    /// of its event number N (0-based), so only pages of at most N events ever complete.
+    pub cut_after_events: Option<usize>,
+    /// The names the server certificate is valid for.
+    pub certificate_names: Vec<String>,
     pub event_size: EventSize,
 }
 
@@ -77,6 +82,8 @@ impl Default for Options {
             line_style: LineStyle::Lf,
             page_overshoot: 0,
             response_deadline: None,
+            cut_after_events: None,
+            certificate_names: vec!["127.0.0.1".into(), "localhost".into()],
             event_size: EventSize::Small,
         }
     }
@@ -93,6 +100,8 @@ pub enum Fault {
         retry_after_secs: u64,
     },
     InvalidTimestamp,
+    /// The API gateway's burst block: a 400 whose detail names a WAF rule `IPBLOCK-BURST…`.
+    BurstBlock,
     ExpiredOffset,
     /// N events, then a clean end of the body without the context line.
     TruncateAfter(usize),
@@ -166,7 +175,7 @@ pub struct FakeAkamai {
 
 impl FakeAkamai {
     pub fn start(options: Options) -> io::Result<FakeAkamai> {
-        let tls = tls::make().map_err(io::Error::other)?;
+        let tls = tls::make(&options.certificate_names).map_err(io::Error::other)?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {

@@ -221,6 +221,15 @@ fn serve(
             return Err(p.into());
         }
         Some(Fault::InvalidTimestamp) => return Err(invalid_timestamp().into()),
+        Some(Fault::BurstBlock) => {
+            return Err(problem(
+                400,
+                "/-/waf/deny",
+                "Bad Request",
+                "WAF deny rule IPBLOCK-BURST4-54013",
+            )
+            .into());
+        }
         Some(Fault::ExpiredOffset) => return Err(expired().into()),
         _ => {}
     }
@@ -553,9 +562,11 @@ fn write_page(
         }
         line.clear();
         render_event(shared, id, &mut line);
-        if let Some(deadline) = shared.options.response_deadline
-            && started.elapsed() > deadline
-        {
+        let deadline_passed = shared
+            .options
+            .response_deadline
+            .is_some_and(|deadline| started.elapsed() > deadline);
+        if deadline_passed || shared.options.cut_after_events == Some(index) {
             // Like Akamai's two-minute cut: the body just ends, wherever it was.
             body.write_all(&line[..line.len() / 2])?;
             body.finish()?;

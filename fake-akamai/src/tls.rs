@@ -1,4 +1,5 @@
-//! A throwaway CA and a server certificate for 127.0.0.1, made at start-up.
+//! A throwaway CA and a server certificate (for 127.0.0.1 and localhost by default), made at
+//! start-up.
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -12,7 +13,7 @@ pub struct Tls {
     pub ca_pem: String,
 }
 
-pub fn make() -> Result<Tls, String> {
+pub fn make(names: &[String]) -> Result<Tls, String> {
     let error = |e: rcgen::Error| format!("cannot make the test certificates: {e}");
     let ca_key = KeyPair::generate().map_err(error)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(error)?;
@@ -25,9 +26,7 @@ pub fn make() -> Result<Tls, String> {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let server_key = KeyPair::generate().map_err(error)?;
-    let mut server_params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .map_err(error)?;
+    let mut server_params = CertificateParams::new(names.to_vec()).map_err(error)?;
     server_params
         .distinguished_name
         .push(DnType::CommonName, "fake-akamai");
