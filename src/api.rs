@@ -51,12 +51,27 @@ pub enum ApiError {
         detail: String,
         retry_after: Option<Duration>,
     },
+    /// Akamai's API gateway blocks bursts from one client with a 400 (API doc §4): transient.
+    #[error(
+        "the API gateway is blocking a burst of requests from this client (HTTP 400: {detail}); \
+         every client of the account shares this limit"
+    )]
+    BurstBlocked {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
     #[error("the API failed (HTTP {status}: {detail})")]
     Server { status: u16, detail: String },
     #[error("unexpected HTTP {status} from the API: {detail}")]
     Unexpected { status: u16, detail: String },
     #[error("network error talking to {host}: {message}")]
     Network { host: String, message: String },
+    /// The server's certificate cannot be verified: no retry makes it valid.
+    #[error(
+        "cannot verify the TLS certificate of {host}: {message}; if a proxy intercepts TLS, set \
+         ca_file to its CA certificate in PEM; otherwise check host"
+    )]
+    Certificate { host: String, message: String },
     #[error(
         "the response ended without its closing context line after {events} events (cut by the \
          API, a proxy or the network); the page is fetched again"
@@ -74,6 +89,7 @@ impl ApiError {
         matches!(
             self,
             ApiError::RateLimited { .. }
+                | ApiError::BurstBlocked { .. }
                 | ApiError::Server { .. }
                 | ApiError::Network { .. }
                 | ApiError::Truncated { .. }
@@ -83,7 +99,8 @@ impl ApiError {
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ApiError::RateLimited { retry_after, .. } => *retry_after,
+            ApiError::RateLimited { retry_after, .. }
+            | ApiError::BurstBlocked { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -247,6 +264,10 @@ impl Client {
         let config_ids = self.config_ids.clone();
         match status {
             400 if problem.is_invalid_timestamp() => ApiError::InvalidTimestamp { detail },
+            400 if problem.is_burst_block() => ApiError::BurstBlocked {
+                detail,
+                retry_after,
+            },
             400 => ApiError::BadRequest { detail },
             401 => ApiError::Unauthorized { detail },
             403 => ApiError::Forbidden { detail, config_ids },
@@ -263,11 +284,14 @@ impl Client {
 
     fn network_error(&self, error: &reqwest::Error) -> ApiError {
         let mut message = error_chain(error);
+        if let Some(problem) = certificate_problem(error) {
+            return ApiError::Certificate {
+                host: self.host.clone(),
+                message: problem,
+            };
+        }
         if error.is_timeout() {
             message.push_str(" (raise read_timeout or connect_timeout if the network is slow)");
-        } else if message.contains("certificate") || message.contains("UnknownIssuer") {
-            message
-                .push_str(" (if a proxy intercepts TLS, set ca_file to its CA certificate in PEM)");
         }
         ApiError::Network {
             host: self.host.clone(),
@@ -312,6 +336,13 @@ impl Problem {
             || self.detail.eq_ignore_ascii_case("invalid timestamp")
     }
 
+    /// A gateway WAF rule like `IPBLOCK-BURST…` denying the client for sending too fast.
+    fn is_burst_block(&self) -> bool {
+        [&self.detail, &self.title]
+            .iter()
+            .any(|text| text.to_ascii_uppercase().contains("IPBLOCK-BURST"))
+    }
+
     fn summary(&self) -> String {
         if self.detail.is_empty() {
             if self.title.is_empty() {
@@ -351,6 +382,31 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     message
 }
 
+/// The certificate verdict of rustls somewhere in the error's chain (reqwest → hyper → io →
+/// rustls), as text; `None` for every other failure.
+fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        // An io::Error's source() skips the error it wraps, and rustls's sits right there.
+        let inner = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(current), inner].into_iter().flatten() {
+            if let Some(tls) = candidate.downcast_ref::<rustls::Error>()
+                && matches!(
+                    tls,
+                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+                )
+            {
+                return Some(tls.to_string());
+            }
+        }
+        cause = inner.or_else(|| current.source());
+    }
+    None
+}
+
 fn describe_io(error: &std::io::Error) -> String {
     match error.get_ref() {
         Some(inner) => error_chain(inner),
@@ -386,6 +442,20 @@ mod tests {
             br#"{"type":"https://problems.luna.akamaiapis.net/siem/v1/missing-parameters","detail":"from is too old"}"#,
         );
         assert!(!other.is_invalid_timestamp());
+    }
+
+    #[test]
+    fn a_gateway_burst_block_is_recognised_and_transient() {
+        let gateway = Problem::parse(
+            br#"{"type":"https://problems.luna.akamaiapis.net/-/waf/deny","title":"Forbidden","detail":"WAF deny rule IPBLOCK-BURST4-54013"}"#,
+        );
+        assert!(gateway.is_burst_block());
+        assert!(!Problem::parse(br#"{"detail":"from is too old"}"#).is_burst_block());
+        let error = ApiError::BurstBlocked {
+            detail: gateway.summary(),
+            retry_after: None,
+        };
+        assert!(error.is_transient());
     }
 
     #[test]

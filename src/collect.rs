@@ -10,11 +10,14 @@
 use crate::api::{ApiError, Client};
 use crate::checkpoint::{RunLock, RunRecord, Seen, State, StateFile};
 use crate::config::{CollectSettings, OutputSettings, OutputTarget, StateSettings};
+use crate::error_reporting::{self, Exit, Reported};
 use crate::output::{Reconciled, Sink};
 use crate::page::{
     DEFAULT_WORKERS, Deliver, Event, Flow, FormatPool, PageEnd, PageError, PageReader, PageStats,
 };
-use crate::poll::{Notice, PageResult, PlanSettings, Planner, Progress, Query, Request};
+use crate::poll::{
+    Notice, PageResult, PlanSettings, Planner, Progress, Query, Request, window_range,
+};
 use crate::retry::{Retry, random_unit};
 use crate::signals::Signals;
 use crate::timespec::{describe, human_duration};
@@ -92,8 +95,12 @@ struct Delivery {
     seen: Seen,
     max_events: u64,
     max_bytes: u64,
+    /// Events and bytes handed to the sink (the budgets count these).
     events: u64,
     bytes: u64,
+    /// Of those, what a successful write has taken: what a summary may call delivered.
+    written_events: u64,
+    written_bytes: u64,
     duplicates: u64,
     events_with_decode_errors: u64,
     shrunk_events: u64,
@@ -144,9 +151,20 @@ impl Delivery {
             self.seen.discard_pending();
             return Err(error.into());
         }
+        self.written_events = self.events;
+        self.written_bytes = self.bytes;
         self.seen.flush()?;
         Ok(())
     }
+}
+
+/// How a page attempt failed.
+enum Failed {
+    /// Before the response body, or not because of how it ended.
+    Before(PageError),
+    /// A 200 response that ended before its context line: cut by the API's two-minute
+    /// deadline, a proxy or the network.
+    Cut(ApiError),
 }
 
 struct Checkpointing {
@@ -160,10 +178,16 @@ pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
     let now = unix_now();
     let (checkpointing, sink, seen) = open_state_and_output(&setup)?;
     let mut summary = Summary::default();
-    let planner = match setup.start {
-        Start::Window => Planner::window(setup.collect.window, setup.collect.limit, now),
-        Start::Replay { from, to } => Planner::replay(from, to, setup.collect.limit),
-        Start::Stateful => {
+    let replay = match setup.start {
+        Start::Window => Some(window_range(setup.collect.window, now)),
+        Start::Replay { from, to } => Some((from, to)),
+        Start::Stateful => None,
+    };
+    let planner = match (setup.start, replay) {
+        (Start::Window | Start::Replay { .. }, Some((from, to))) => {
+            Planner::replay(from, to, setup.collect.limit)
+        }
+        _ => {
             let settings = setup.state.expect("stateful runs have state settings");
             // A state that has neither offset nor checkpoint never got past its first request.
             let previous = checkpointing
@@ -190,6 +214,7 @@ pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
         FormatPool::new(setup.output, DEFAULT_WORKERS).context("starting the format workers")?;
     let mut collector = Collector::new(&setup, checkpointing, sink, seen, planner, pool);
     collector.summary = summary;
+    collector.replay = replay;
     collector.finish(started)
 }
 
@@ -206,13 +231,22 @@ fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Opened> {
     };
     let lock = RunLock::acquire(&settings.path)?;
     let file = StateFile::new(&settings.path);
-    let state = file
+    file.remove_stale_temporary();
+    let mut state = file
         .load()?
         .unwrap_or_else(|| State::new(setup.host, setup.config_ids));
-    let (sink, reconciled) = match &setup.output.target {
-        OutputTarget::Stdout => (Sink::stdout(), Reconciled::New),
+    let (mut sink, reconciled) = match &setup.output.target {
+        // The state moves past what stdout takes: stdout must be someone's.
+        OutputTarget::Stdout => (Sink::stdout_with_a_reader()?, Reconciled::New),
         OutputTarget::File(path) => Sink::file(path, state.output.as_ref())?,
     };
+    if matches!(setup.output.target, OutputTarget::File(_)) && reconciled != Reconciled::Continued {
+        // Commit where this file starts before the first write, so that what a crash or a full
+        // disk leaves behind in it is cut by the next run, even after a first run.
+        state.output = sink.commit()?;
+        file.save(&state)
+            .context("recording the output file's position")?;
+    }
     match &reconciled {
         Reconciled::CutTail { bytes } => tracing::warn!(
             code = "recovered_crash",
@@ -252,6 +286,8 @@ struct Collector<'a> {
     planner: Planner,
     retry: Retry,
     summary: Summary,
+    /// The time range of a run without state (`--no-state` or `--from`), for its messages.
+    replay: Option<(i64, i64)>,
 }
 
 impl<'a> Collector<'a> {
@@ -279,6 +315,8 @@ impl<'a> Collector<'a> {
                 max_bytes: setup.collect.max_bytes,
                 events: 0,
                 bytes: 0,
+                written_events: 0,
+                written_bytes: 0,
                 duplicates: 0,
                 events_with_decode_errors: 0,
                 shrunk_events: 0,
@@ -289,6 +327,7 @@ impl<'a> Collector<'a> {
             planner,
             retry: Retry::new(setup.collect.retry_budget),
             summary: Summary::default(),
+            replay: None,
         }
     }
 
@@ -297,9 +336,18 @@ impl<'a> Collector<'a> {
         self.collect_counters();
         self.summary.elapsed = started.elapsed();
         self.record_run();
-        result?;
-        self.log_summary();
-        Ok(self.summary)
+        match result {
+            Ok(()) => {
+                self.log_summary(None);
+                Ok(self.summary)
+            }
+            Err(error) => {
+                // The cause first, then the summary: every run ends with its summary line.
+                let exit = error_reporting::log(&error);
+                self.log_summary(Some(exit));
+                Err(anyhow::Error::new(Reported(exit)))
+            }
+        }
     }
 
     fn pages(&mut self) -> anyhow::Result<()> {
@@ -317,7 +365,16 @@ impl<'a> Collector<'a> {
             let requested_at = unix_now();
             let mut stats = PageStats::default();
             let outcome = self.fetch(&request, &mut stats);
-            self.account(&stats);
+            self.account(&stats, matches!(outcome, Ok(PageEnd::Complete(_))));
+            let outcome = match outcome {
+                Err(Failed::Cut(error)) => {
+                    self.commit(false)?;
+                    self.page_cut(error, &request)?;
+                    continue;
+                }
+                Err(Failed::Before(error)) => Err(error),
+                Ok(end) => Ok(end),
+            };
             match outcome {
                 Ok(PageEnd::Complete(context)) => {
                     let page = PageResult {
@@ -359,13 +416,20 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn fetch(&mut self, request: &Request, stats: &mut PageStats) -> Result<PageEnd, PageError> {
+    /// Send the request and read the page. `Err(Cut)` when the 200 response ended early.
+    fn fetch(&mut self, request: &Request, stats: &mut PageStats) -> Result<PageEnd, Failed> {
         self.delivery.page_max_start = None;
         let path = self.setup.client.path_and_query(request);
         tracing::debug!("GET {path}");
-        let body = self.open_page(request)?;
+        let body = self.open_page(request).map_err(Failed::Before)?;
         self.reader
             .read(body, stats, &self.pool, &mut self.delivery)
+            .map_err(|error| match error {
+                PageError::Api(error @ (ApiError::Truncated { .. } | ApiError::Network { .. })) => {
+                    Failed::Cut(error)
+                }
+                other => Failed::Before(other),
+            })
     }
 
     /// Send the request from a helper thread: an API that stalls before answering must not keep
@@ -396,6 +460,24 @@ impl<'a> Collector<'a> {
                     )));
                 }
             }
+        }
+    }
+
+    /// The response was cut before its end. With the same limit it would be cut again (on a slow
+    /// link the API's two-minute deadline cuts every large page), so ask the same position for a
+    /// smaller page at once; at the smallest page size, back off like any transient failure.
+    fn page_cut(&mut self, error: ApiError, request: &Request) -> anyhow::Result<()> {
+        match self.planner.page_cut(request.limit) {
+            Some(limit) => {
+                self.retry.retried_at_once();
+                tracing::warn!(
+                    code = "page_cut",
+                    "{error}; retrying at once with at most {limit} events per page (the API \
+                     stops sending a response after about two minutes)"
+                );
+                Ok(())
+            }
+            None => self.recover(error, request),
         }
     }
 
@@ -478,8 +560,9 @@ impl<'a> Collector<'a> {
         Ok(())
     }
 
-    fn account(&mut self, stats: &PageStats) {
-        self.summary.pages += 1;
+    /// Count one attempt's reading; only a complete page is a page.
+    fn account(&mut self, stats: &PageStats, complete: bool) {
+        self.summary.pages += u64::from(complete);
         self.summary.response_bytes += stats.bytes;
         self.summary.spilled_bytes += stats.spilled_bytes;
         self.summary.bad_lines += stats.bad_lines;
@@ -495,9 +578,9 @@ impl<'a> Collector<'a> {
 
     fn collect_counters(&mut self) {
         let d = &self.delivery;
-        self.summary.events = d.events;
+        self.summary.events = d.written_events;
         self.summary.duplicates = d.duplicates;
-        self.summary.output_bytes = d.bytes;
+        self.summary.output_bytes = d.written_bytes;
         self.summary.events_with_decode_errors = d.events_with_decode_errors;
         self.summary.shrunk_events = d.shrunk_events;
         self.summary.retries = self.retry.total_retries;
@@ -520,29 +603,82 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn log_summary(&self) {
+    /// The run's last words: warnings that follow from how it ended, then its one summary line.
+    fn log_summary(&self, failed: Option<Exit>) {
         let s = &self.summary;
-        let position = match self.planner.offset() {
-            Some((offset, _)) => format!("offset {}", abbreviate(offset)),
-            None => "a time query".to_string(),
+        if s.events_with_decode_errors > 0 {
+            tracing::warn!(
+                code = "decode_errors",
+                "{} event(s) had fields that could not be decoded; they are delivered with \
+                 their original text and list the fields in decodeErrors",
+                s.events_with_decode_errors
+            );
+        }
+        let budget = match s.stopped_by {
+            Some(reason @ (StopReason::MaxEvents | StopReason::MaxBytes)) => Some(reason),
+            _ => None,
         };
-        let checkpoint = self
-            .planner
-            .checkpoint()
-            .map(|c| format!(", checkpoint {}", describe(jiff_from(c))))
-            .unwrap_or_default();
-        let state = if self.checkpointing.is_some() {
-            format!("next run continues at {position}{checkpoint}")
-        } else {
-            "no state kept".to_string()
-        };
-        let status = if s.caught_up {
-            "caught up".to_string()
-        } else {
-            match s.stopped_by {
-                Some(reason) => format!("stopped by {}", reason.name()),
-                None => "stopped".to_string(),
+        match (budget, self.replay) {
+            (Some(reason), None) => {
+                let behind = self
+                    .planner
+                    .checkpoint()
+                    .map(|c| format!(" (the checkpoint is {} behind now)", ago(c)))
+                    .unwrap_or_default();
+                tracing::warn!(
+                    code = "behind",
+                    "this run reached {} with events still pending{behind}; the next run \
+                     continues exactly here. If this repeats, the collector falls behind: raise \
+                     max_events and Wazuh's wazuh_modules.max_eps, shorten the interval, or use \
+                     the file route",
+                    reason.name()
+                );
             }
+            (Some(reason), Some((_, to))) => {
+                // Nothing is remembered, so say exactly how to go on. The checkpoint is a proven
+                // lower bound of what was not delivered: a few events may repeat, none is skipped.
+                let from = self.planner.checkpoint().unwrap_or(to);
+                tracing::warn!(
+                    code = "replay_incomplete",
+                    "this run reached {} before the end of its time range; to deliver the rest, \
+                     run again with --from {from} --to {to} (events near {from} may repeat), or \
+                     raise --max-events/--max-bytes",
+                    reason.name()
+                );
+            }
+            (None, _) => {}
+        }
+        let mut status = match (failed, s.caught_up, s.stopped_by) {
+            (Some(exit), _, _) => format!("failed ({})", exit.diagnostic_code()),
+            (None, true, _) if self.replay.is_some() => "the whole time range delivered".into(),
+            (None, true, _) => "caught up".into(),
+            (None, false, Some(reason)) => format!("stopped by {}", reason.name()),
+            (None, false, None) => "stopped".into(),
+        };
+        if let Some(limit) = self.planner.smallest_limit() {
+            status.push_str(&format!(
+                " (responses were cut before their end; pages went down to {limit} events)"
+            ));
+        }
+        let position = match (&self.checkpointing, self.replay) {
+            (Some(checkpointing), _) => {
+                let state = &checkpointing.state;
+                let at = match &state.offset {
+                    Some(offset) => format!("offset {}", abbreviate(offset)),
+                    None => "a time query".to_string(),
+                };
+                let checkpoint = state
+                    .checkpoint
+                    .map(|c| format!(", checkpoint {}", describe(jiff_from(c))))
+                    .unwrap_or_default();
+                format!("next run continues at {at}{checkpoint}")
+            }
+            (None, Some((from, to))) => format!(
+                "time range {} to {}, no state kept",
+                describe(jiff_from(from)),
+                describe(jiff_from(to))
+            ),
+            (None, None) => "no state kept".to_string(),
         };
         tracing::info!(
             code = "summary",
@@ -554,38 +690,15 @@ impl<'a> Collector<'a> {
             retries = s.retries,
             spooled_bytes = s.spilled_bytes,
             seconds = format!("{:.3}", s.elapsed.as_secs_f64()),
-            "{} events in {} page(s), {status}; {state}",
+            "{} events in {} page(s), {status}; {position}",
             s.events,
             s.pages
         );
-        if s.events_with_decode_errors > 0 {
-            tracing::warn!(
-                code = "decode_errors",
-                "{} event(s) had fields that could not be decoded; they are delivered with \
-                 their original text and list the fields in decodeErrors",
-                s.events_with_decode_errors
-            );
-        }
-        if let Some(reason @ (StopReason::MaxEvents | StopReason::MaxBytes)) = s.stopped_by {
-            let behind = self
-                .planner
-                .checkpoint()
-                .map(|c| {
-                    format!(
-                        " (the checkpoint is {} behind now)",
-                        human_duration(Duration::from_secs((unix_now() - c).max(0) as u64))
-                    )
-                })
-                .unwrap_or_default();
-            tracing::warn!(
-                code = "behind",
-                "this run reached {} with events still pending{behind}; the next run continues \
-                 exactly here. If this repeats, the collector falls behind: raise max_events and \
-                 Wazuh's wazuh_modules.max_eps, shorten the interval, or use the file route",
-                reason.name()
-            );
-        }
     }
+}
+
+fn ago(t: i64) -> String {
+    human_duration(Duration::from_secs((unix_now() - t).max(0) as u64))
 }
 
 fn report_notices(notices: &[Notice], summary: &mut Summary) {
@@ -603,6 +716,12 @@ fn report_notices(notices: &[Notice], summary: &mut Summary) {
                     describe(jiff_from(*to))
                 );
             }
+            Notice::Clamped { from, to } => tracing::warn!(
+                code = "clamped",
+                "the API refused `from` {} as older than its 12 hours; asking from {} instead",
+                describe(jiff_from(*from)),
+                describe(jiff_from(*to))
+            ),
             Notice::Recovering { from, reason } => tracing::warn!(
                 code = "recovering",
                 "{reason}: continuing by time from {}; events already delivered are dropped by hash",

@@ -69,9 +69,18 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// An error whose diagnostic was already logged (so that what follows it, such as a run's
+/// summary line, could come after it); only its exit code is left to give.
+#[derive(Debug, thiserror::Error)]
+#[error("already reported")]
+pub struct Reported(pub Exit);
+
 /// The exit code for an error: the first typed error in its chain decides.
 pub fn classify(error: &anyhow::Error) -> Exit {
     for cause in error.chain() {
+        if let Some(Reported(exit)) = cause.downcast_ref::<Reported>() {
+            return *exit;
+        }
         if let Some(error) = cause.downcast_ref::<ConfigError>() {
             return match error {
                 ConfigError::Usage(_) => Exit::Usage,
@@ -107,6 +116,14 @@ pub fn classify(error: &anyhow::Error) -> Exit {
 
 /// Log the error (in whatever shape diagnostics currently take) and return its exit code.
 pub fn report(error: &anyhow::Error) -> ExitCode {
+    if let Some(Reported(exit)) = error.downcast_ref::<Reported>() {
+        return (*exit).into();
+    }
+    log(error).into()
+}
+
+/// Log the error's one diagnostic and say which exit code it means.
+pub fn log(error: &anyhow::Error) -> Exit {
     let exit = classify(error);
     let code = exit.diagnostic_code();
     let message = format!("{error:#}");
@@ -118,7 +135,7 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
         ),
         _ => tracing::error!(code, "{message}"),
     }
-    exit.into()
+    exit
 }
 
 #[cfg(test)]

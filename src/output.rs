@@ -31,6 +31,12 @@ pub enum OutputError {
         "cannot write to {target}: {source}; nothing is lost, the next run repeats what was not committed"
     )]
     Write { target: String, source: io::Error },
+    #[error(
+        "{why}: the events of a stateful run would be committed as delivered while nobody \
+         receives them. Run it with stdout going somewhere, or pass --output FILE (--output \
+         /dev/null to discard them on purpose); nothing was fetched"
+    )]
+    NoReader { why: String },
     #[error("cannot open the output file {}: {source}{hint}", path.display())]
     Open {
         path: PathBuf,
@@ -75,6 +81,35 @@ impl Sink {
             written: 0,
             failed: false,
         }
+    }
+
+    /// Stdout for a run that commits what it writes there: refused when nobody can read it. A
+    /// closed stdout (`>&-`) is reopened as /dev/null by the runtime, so both look alike here;
+    /// `--output /dev/null` discards on purpose.
+    pub fn stdout_with_a_reader() -> Result<Sink, OutputError> {
+        let refused = |why: &str| OutputError::NoReader {
+            why: why.to_string(),
+        };
+        // SAFETY: fcntl and fstat on fd 1 only read the descriptor's flags and metadata.
+        let flags = unsafe { libc::fcntl(1, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(refused("stdout is closed"));
+        }
+        if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            return Err(refused("stdout is open for reading only"));
+        }
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: as above; `stat` is written by fstat before it is read.
+        if unsafe { libc::fstat(1, stat.as_mut_ptr()) } == 0 {
+            let stat = unsafe { stat.assume_init() };
+            let null = std::fs::metadata("/dev/null").ok();
+            let is_null = (stat.st_mode & libc::S_IFMT) == libc::S_IFCHR
+                && null.is_some_and(|n| std::os::unix::fs::MetadataExt::rdev(&n) == stat.st_rdev);
+            if is_null {
+                return Err(refused("stdout is /dev/null (or was closed)"));
+            }
+        }
+        Ok(Sink::stdout())
     }
 
     /// Open `path` for appending and reconcile it with the last committed position.

@@ -10,15 +10,34 @@ use std::time::Duration;
 /// Never ask for `to` later than this before now (the API rejects `to` > now − 5 s; its safe
 /// reading is now − 60 s).
 pub const SAFETY_LAG: i64 = 60;
-/// Stay this far inside the API's 12-hour horizon so a slow clock or a slow request does not
-/// turn a valid `from` into a 400.
-pub const HORIZON_MARGIN: i64 = 600;
+/// How long the API keeps events: a `from` older than this is refused (API doc §2).
+pub const HORIZON: i64 = 12 * 3600;
+/// Stay this far inside the API's 12-hour horizon so a slow request or a clock a few seconds off
+/// does not turn a valid `from` into a 400. Small on purpose: events in this margin are skipped
+/// when a recovery has to start at the edge (see `earliest_from`).
+pub const HORIZON_MARGIN: i64 = 60;
 /// Clock differences between us, Akamai's edge and its storage: keep checkpoints this far back.
 pub const CHECKPOINT_MARGIN: i64 = 60;
 /// Time-based recoveries in one run before giving up until the next run.
 pub const MAX_RECOVERIES: u32 = 3;
+/// A cut page is asked again with half the limit, but never fewer events than this (or the
+/// configured limit, if smaller).
+pub const MIN_CUT_LIMIT: u32 = 100;
+/// After a cut, this many complete pages in a row at the smaller limit earn a doubling back
+/// towards the configured one: a link that was slow for a while gets its large pages back, one
+/// that stays slow costs one cut per this many pages.
+pub const PAGES_BEFORE_GROWING: u32 = 4;
 
-const HORIZON: i64 = 12 * 3600;
+/// A window like the Python script's: `[now − lag − window, now − lag]`.
+pub fn window_range(window: Duration, now: i64) -> (i64, i64) {
+    let to = now - SAFETY_LAG;
+    (to - window.as_secs() as i64, to)
+}
+
+/// The oldest `from` worth asking for at `now`.
+pub fn earliest_from(now: i64) -> i64 {
+    now - HORIZON + HORIZON_MARGIN
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
@@ -53,6 +72,8 @@ pub enum Notice {
     Gap { from: i64, to: i64 },
     /// Recovering by time, and why.
     Recovering { from: i64, reason: String },
+    /// The API refused `from` as older than its 12 hours; asking from `to` instead.
+    Clamped { from: i64, to: i64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,13 +94,24 @@ pub struct PlanSettings {
 #[derive(Debug)]
 pub struct Planner {
     next: Query,
+    /// The configured page size.
     limit: u32,
+    /// The page size in use: smaller than `limit` after pages were cut before their end.
+    page_limit: u32,
+    /// Complete pages in a row since `page_limit` last changed.
+    complete_in_a_row: u32,
+    /// The smallest `page_limit` this run used, when it had to shrink.
+    smallest_limit: Option<u32>,
     overlap: i64,
     initial_lookback: i64,
     checkpoint: Option<i64>,
     offset_obtained_at: Option<i64>,
     recoveries: u32,
     clamped_once: bool,
+    /// Whether time that can no longer be fetched is a gap to report. Only a run continuing
+    /// from a saved checkpoint promised to deliver everything after it; a first run, a window
+    /// and a replay never did, so an old `from` there is clamped silently (with a notice).
+    reports_gaps: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -90,22 +122,20 @@ pub struct Planner {
 pub struct RecoveriesExhausted;
 
 impl Planner {
-    /// A window like the Python script's: `[now − lag − window, now − lag]`.
-    pub fn window(window: Duration, limit: u32, now: i64) -> Planner {
-        let to = now - SAFETY_LAG;
-        Self::replay(to - window.as_secs() as i64, to, limit)
-    }
-
     pub fn replay(from: i64, to: i64, limit: u32) -> Planner {
         Planner {
             next: Query::Time { from, to: Some(to) },
             limit,
+            page_limit: limit,
+            complete_in_a_row: 0,
+            smallest_limit: None,
             overlap: 0,
             initial_lookback: 0,
             checkpoint: Some(from),
             offset_obtained_at: None,
             recoveries: 0,
             clamped_once: false,
+            reports_gaps: false,
         }
     }
 
@@ -117,24 +147,31 @@ impl Planner {
         settings: &PlanSettings,
         now: i64,
     ) -> (Planner, Vec<Notice>) {
+        // `initial_lookback` may be the API's whole 12 hours: start at the edge the API accepts.
+        let first_from = (now - settings.initial_lookback.as_secs() as i64).max(earliest_from(now));
         let mut planner = Planner {
             next: Query::Time {
-                from: now - settings.initial_lookback.as_secs() as i64,
+                from: first_from,
                 to: None,
             },
             limit: settings.limit,
+            page_limit: settings.limit,
+            complete_in_a_row: 0,
+            smallest_limit: None,
             overlap: settings.overlap.as_secs() as i64,
             initial_lookback: settings.initial_lookback.as_secs() as i64,
             checkpoint: None,
             offset_obtained_at: None,
             recoveries: 0,
             clamped_once: false,
+            reports_gaps: false,
         };
         let Some(state) = state else {
-            planner.checkpoint = Some(now - planner.initial_lookback);
+            planner.checkpoint = Some(first_from);
             return (planner, Vec::new());
         };
         planner.checkpoint = state.checkpoint;
+        planner.reports_gaps = state.checkpoint.is_some();
         let offset_age = state.offset_obtained_at.map(|t| now - t);
         let usable_offset = match (&state.offset, settings.offset_ttl, offset_age) {
             (None, _, _) => {
@@ -166,11 +203,32 @@ impl Planner {
 
     /// The next request, with the page sized to what the run may still deliver.
     pub fn next_request(&self, remaining_events: u64) -> Request {
-        let limit = u64::from(self.limit).min(remaining_events.max(1));
+        let limit = u64::from(self.page_limit).min(remaining_events.max(1));
         Request {
             query: self.next.clone(),
-            limit: u32::try_from(limit).unwrap_or(self.limit),
+            limit: u32::try_from(limit).unwrap_or(self.page_limit),
         }
+    }
+
+    /// The response to a request of `requested_limit` ended before its context line (Akamai
+    /// stops sending after about two minutes, so on a slow link a large page never completes).
+    /// Asking the same query with the same limit would be cut again: halve it, down to a floor.
+    /// `Some(new limit)` when it shrank, `None` when it is at the floor already.
+    pub fn page_cut(&mut self, requested_limit: u32) -> Option<u32> {
+        let floor = MIN_CUT_LIMIT.min(self.limit);
+        let smaller = (requested_limit.min(self.page_limit) / 2).max(floor);
+        self.complete_in_a_row = 0;
+        if smaller >= self.page_limit {
+            return None;
+        }
+        self.page_limit = smaller;
+        self.smallest_limit = Some(self.smallest_limit.map_or(smaller, |s| s.min(smaller)));
+        Some(smaller)
+    }
+
+    /// The smallest page size this run had to fall back to, if pages were cut.
+    pub fn smallest_limit(&self) -> Option<u32> {
+        self.smallest_limit
     }
 
     /// A complete page arrived: continue from its offset.
@@ -189,6 +247,13 @@ impl Planner {
         }
         self.next = Query::Offset(page.offset.clone());
         self.offset_obtained_at = Some(page.requested_at);
+        if self.page_limit < self.limit {
+            self.complete_in_a_row += 1;
+            if self.complete_in_a_row >= PAGES_BEFORE_GROWING {
+                self.page_limit = self.page_limit.saturating_mul(2).min(self.limit);
+                self.complete_in_a_row = 0;
+            }
+        }
         if full {
             Progress::More
         } else {
@@ -205,8 +270,9 @@ impl Planner {
         Ok(self.plan_time_recovery(now, "the API answered 416: the offset expired".into()))
     }
 
-    /// The API said `from` is too old (our clock or a slow request): clamp once more inside the
-    /// horizon. `None` when the request was not a time query or this was already tried.
+    /// The API said `from` is too old (a slow request, or its clock ahead of ours): clamp once
+    /// more inside the horizon. `None` when the request was not a time query or this was already
+    /// tried.
     pub fn from_rejected(&mut self, now: i64) -> Option<Vec<Notice>> {
         let Query::Time { from, to } = self.next else {
             return None;
@@ -215,28 +281,37 @@ impl Planner {
             return None;
         }
         self.clamped_once = true;
-        let earliest = now - HORIZON + 2 * HORIZON_MARGIN;
-        if from >= earliest {
+        let clamped = earliest_from(now) + HORIZON_MARGIN;
+        if from >= clamped {
             return None;
         }
-        self.next = Query::Time { from: earliest, to };
-        Some(vec![Notice::Gap { from, to: earliest }])
+        self.next = Query::Time { from: clamped, to };
+        let mut notices = vec![Notice::Clamped { from, to: clamped }];
+        notices.extend(self.gap_before(clamped, now));
+        Some(notices)
+    }
+
+    /// The part of the promise (everything after the checkpoint) that a request starting at
+    /// `start` leaves out and that the API no longer holds: only time really gone, never the
+    /// margin this planner keeps from the edge.
+    fn gap_before(&self, start: i64, now: i64) -> Option<Notice> {
+        let checkpoint = self.checkpoint.filter(|_| self.reports_gaps)?;
+        (checkpoint < now - HORIZON && checkpoint < start).then_some(Notice::Gap {
+            from: checkpoint,
+            to: start,
+        })
     }
 
     fn plan_time_recovery(&mut self, now: i64, reason: String) -> Vec<Notice> {
-        let earliest = now - HORIZON + HORIZON_MARGIN;
+        let earliest = earliest_from(now);
         let mut notices = Vec::new();
         let start = match self.checkpoint {
             Some(checkpoint) => {
-                if checkpoint < earliest {
-                    notices.push(Notice::Gap {
-                        from: checkpoint,
-                        to: earliest,
-                    });
-                }
-                (checkpoint - self.overlap).max(earliest)
+                let start = (checkpoint - self.overlap).max(earliest);
+                notices.extend(self.gap_before(start, now));
+                start
             }
-            None => now - self.initial_lookback,
+            None => (now - self.initial_lookback).max(earliest),
         };
         notices.insert(
             0,
@@ -436,23 +511,103 @@ mod tests {
     }
 
     #[test]
-    fn a_rejected_from_is_clamped_once() {
+    fn a_rejected_from_is_clamped_once_and_a_replay_reports_no_gap() {
         let mut planner = Planner::replay(NOW - HORIZON + 10, NOW - 60, 10);
         let notices = planner.from_rejected(NOW).unwrap();
-        let earliest = NOW - HORIZON + 2 * HORIZON_MARGIN;
+        let clamped = NOW - HORIZON + 2 * HORIZON_MARGIN;
         assert_eq!(
             notices,
-            vec![Notice::Gap {
+            vec![Notice::Clamped {
                 from: NOW - HORIZON + 10,
-                to: earliest
+                to: clamped
             }]
         );
         assert!(planner.from_rejected(NOW).is_none(), "only once");
     }
 
     #[test]
+    fn a_twelve_hour_first_run_starts_at_the_edge_without_a_gap() {
+        let twelve_hours = PlanSettings {
+            initial_lookback: Duration::from_secs(HORIZON as u64),
+            ..settings()
+        };
+        let (mut planner, notices) = Planner::stateful(None, "h", "1;2", &twelve_hours, NOW);
+        assert!(notices.is_empty());
+        let from = NOW - HORIZON + HORIZON_MARGIN;
+        assert_eq!(
+            planner.next_request(1).query,
+            Query::Time { from, to: None }
+        );
+        // Even if the API's clock is ahead and it refuses: clamp, but nothing was promised.
+        let notices = planner.from_rejected(NOW + 30).unwrap();
+        assert!(
+            !notices.iter().any(|n| matches!(n, Notice::Gap { .. })),
+            "{notices:?}"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_just_inside_the_horizon_is_no_gap() {
+        // 11h58m ago: still retrievable. The overlap is cut to the edge, but nothing is lost.
+        let checkpoint = NOW - HORIZON + 120;
+        let state = state_with_offset(NOW - 300, checkpoint);
+        let (mut planner, _) = Planner::stateful(Some(&state), "h", "1;2", &settings(), NOW);
+        let notices = planner.offset_expired(NOW).unwrap();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert_eq!(
+            planner.next_request(1).query,
+            Query::Time {
+                from: NOW - HORIZON + HORIZON_MARGIN,
+                to: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_cut_page_is_asked_again_with_half_the_limit_down_to_a_floor() {
+        let (mut planner, _) = Planner::stateful(None, "h", "1;2", &settings(), NOW);
+        let query = planner.next_request(u64::MAX).query;
+        assert_eq!(planner.page_cut(10_000), Some(5_000));
+        let again = planner.next_request(u64::MAX);
+        assert_eq!(again.query, query, "the same query, only smaller");
+        assert_eq!(again.limit, 5_000);
+        let mut limits = Vec::new();
+        while let Some(limit) = planner.page_cut(planner.next_request(u64::MAX).limit) {
+            limits.push(limit);
+        }
+        assert_eq!(limits, vec![2_500, 1_250, 625, 312, 156, MIN_CUT_LIMIT]);
+        assert_eq!(planner.smallest_limit(), Some(MIN_CUT_LIMIT));
+        // A configured limit below the floor is the floor.
+        let mut small = Planner::replay(NOW - 600, NOW - 60, 10);
+        assert_eq!(small.page_cut(10), None);
+    }
+
+    #[test]
+    fn complete_pages_grow_a_shrunk_limit_back() {
+        let (mut planner, _) = Planner::stateful(None, "h", "1;2", &settings(), NOW);
+        planner.page_cut(10_000);
+        planner.page_cut(5_000);
+        let mut seen = Vec::new();
+        for _ in 0..3 * PAGES_BEFORE_GROWING {
+            let limit = planner.next_request(u64::MAX).limit;
+            seen.push(limit);
+            planner.page_done(&page(u64::from(limit), false, None), limit);
+        }
+        assert_eq!(seen[0], 2_500);
+        assert_eq!(seen[PAGES_BEFORE_GROWING as usize], 5_000);
+        assert_eq!(seen[2 * PAGES_BEFORE_GROWING as usize], 10_000);
+        assert_eq!(
+            planner.next_request(u64::MAX).limit,
+            10_000,
+            "never above the configured limit"
+        );
+        assert_eq!(planner.smallest_limit(), Some(2_500));
+    }
+
+    #[test]
     fn window_mode_matches_the_python_script_with_a_safety_lag() {
-        let planner = Planner::window(Duration::from_secs(300), 600_000, NOW);
+        let (from, to) = window_range(Duration::from_secs(300), NOW);
+        let planner = Planner::replay(from, to, 600_000);
         assert_eq!(
             planner.next_request(u64::MAX).query,
             Query::Time {

@@ -41,6 +41,13 @@ impl Retry {
         self.timestamp_retries = 0;
     }
 
+    /// A retry that needs no wait and starts a fresh backoff: the request itself changed (a cut
+    /// page asked again with a smaller limit), so earlier failures say nothing about it.
+    pub fn retried_at_once(&mut self) {
+        self.attempts = 0;
+        self.total_retries += 1;
+    }
+
     /// How long to wait before retrying after `error`; `None` when the run should give up.
     /// `jitter` is a uniformly random number in `[0, 1)`.
     pub fn next_delay(&mut self, error: &ApiError, jitter: f64) -> Option<Duration> {

@@ -163,18 +163,30 @@ impl StateFile {
         let mut text = serde_json::to_vec_pretty(state).expect("state serialises");
         text.push(b'\n');
         let temporary = self.temporary_path();
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(write_error)?;
-        file.write_all(&text).map_err(write_error)?;
-        file.sync_all().map_err(write_error)?;
-        drop(file);
-        fs::rename(&temporary, &self.path).map_err(write_error)?;
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temporary)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&temporary, &self.path)
+        })();
+        if let Err(error) = written {
+            // A half-written temporary must not outlive the failure (a full disk keeps it full).
+            let _ = fs::remove_file(&temporary);
+            return Err(write_error(error));
+        }
         sync_directory(&self.path).map_err(write_error)
+    }
+
+    /// Remove a temporary left by a run that died while saving. Only under the run lock: a
+    /// running collector's save in progress would otherwise lose its file.
+    pub fn remove_stale_temporary(&self) {
+        let _ = fs::remove_file(self.temporary_path());
     }
 
     /// Forget the state entirely (used by `state reset` without `--from`).
@@ -223,6 +235,27 @@ pub fn sync_directory(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_save_leaves_no_temporary_behind() {
+        // The temporary is created, but the rename onto a directory fails.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("occupied"), "x").unwrap();
+        let file = StateFile::new(&path);
+        assert!(file.save(&State::new("h", "1")).is_err());
+        assert!(!file.temporary_path().exists());
+    }
+
+    #[test]
+    fn a_stale_temporary_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("state"));
+        fs::write(file.temporary_path(), "{half").unwrap();
+        file.remove_stale_temporary();
+        assert!(!file.temporary_path().exists());
+    }
 
     fn sample() -> State {
         let mut state = State::new("akab-x.luna.akamaiapis.net", "1;2");
