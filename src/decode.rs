@@ -45,6 +45,7 @@ pub fn decode_event(event: Value<'_>) -> Value<'_> {
 #[derive(Default)]
 pub struct Decoder {
     unescaped: Vec<u8>,
+    escape_run: Vec<u8>,
     errors: Vec<String>,
 }
 
@@ -119,7 +120,7 @@ impl Decoder {
             match key.as_ref() {
                 "requestHeaders" | "responseHeaders" => *value = self.headers(text, key),
                 "path" | "query" => {
-                    let (decoded, kept_escapes) = decode_readable(text);
+                    let (decoded, kept_escapes) = decode_readable_with(text, &mut self.escape_run);
                     let decoded = match decoded {
                         Cow::Owned(decoded) => Some(decoded),
                         Cow::Borrowed(_) => None,
@@ -223,12 +224,17 @@ fn decode_header_block(unescaped: &[u8], mut replaced: impl FnMut(usize)) -> Val
 /// UTF-8 is kept exactly as written (`caf%e9`, the overlong `/` `%c0%af`): replacing it would
 /// destroy attack evidence. The flag says whether any escape was kept.
 pub fn decode_readable(text: &str) -> (Cow<'_, str>, bool) {
+    decode_readable_with(text, &mut Vec::new())
+}
+
+/// `decode_readable` with scratch space for the bytes of a run of escapes, so the stream's
+/// decoder allocates only the decoded text.
+fn decode_readable_with<'t>(text: &'t str, run: &mut Vec<u8>) -> (Cow<'t, str>, bool) {
     let input = text.as_bytes();
     if memchr(b'%', input).is_none() {
         return (Cow::Borrowed(text), false);
     }
     let mut out = Vec::with_capacity(input.len());
-    let mut run = Vec::new();
     let mut kept_escapes = false;
     let (mut copied, mut at) = (0, 0);
     while let Some(offset) = memchr(b'%', &input[at..]) {
