@@ -316,7 +316,7 @@ fn decode(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> anyhow::Re
             continue;
         }
         // Saved output may hold several pages: their context lines are skipped, not events.
-        let value = match Value::parse(raw) {
+        let value = match crate::format::parse_event(raw) {
             Ok(value @ Value::Object(_)) if parse_context(&value).is_none() => value,
             Ok(Value::Object(_)) => continue,
             _ => {

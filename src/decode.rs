@@ -45,6 +45,7 @@ pub fn decode_event(event: Value<'_>) -> Value<'_> {
 #[derive(Default)]
 pub struct Decoder {
     unescaped: Vec<u8>,
+    escape_run: Vec<u8>,
     errors: Vec<String>,
 }
 
@@ -64,12 +65,13 @@ impl Decoder {
             }
         }
         if !self.errors.is_empty() {
-            let list = self
-                .errors
-                .drain(..)
-                .map(|e| Value::String(e.into()))
-                .collect();
-            fields.push((DECODE_ERRORS.into(), Value::Array(list)));
+            let errors = self.errors.drain(..).map(|e| Value::String(e.into()));
+            // `format::parse_event` starts the list at the end of the event when the line had
+            // bytes that are not UTF-8: one list, not two.
+            match fields.last_mut() {
+                Some((key, Value::Array(list))) if key == DECODE_ERRORS => list.extend(errors),
+                _ => fields.push((DECODE_ERRORS.into(), Value::Array(errors.collect()))),
+            }
         }
         event
     }
@@ -116,9 +118,17 @@ impl Decoder {
                 continue;
             };
             match key.as_ref() {
-                "requestHeaders" | "responseHeaders" => *value = self.headers(text),
+                "requestHeaders" | "responseHeaders" => *value = self.headers(text, key),
                 "path" | "query" => {
-                    if let Some(decoded) = decode_readable(text) {
+                    let (decoded, kept_escapes) = decode_readable_with(text, &mut self.escape_run);
+                    let decoded = match decoded {
+                        Cow::Owned(decoded) => Some(decoded),
+                        Cow::Borrowed(_) => None,
+                    };
+                    if kept_escapes {
+                        self.errors.push(format!("httpMessage.{key}"));
+                    }
+                    if let Some(decoded) = decoded {
                         *value = Value::String(Cow::Owned(decoded));
                     }
                 }
@@ -141,7 +151,11 @@ impl Decoder {
                     return Value::String(Cow::Borrowed(""));
                 }
                 let text = match BASE64.decode(trimmed) {
-                    Ok(bytes) => into_string_lossy(bytes),
+                    Ok(bytes) => String::from_utf8(bytes).unwrap_or_else(|error| {
+                        // Replaced bytes change what a rule sees: say so.
+                        errors.push(format!("{prefix}{key}[{index}]"));
+                        String::from_utf8_lossy(error.as_bytes()).into_owned()
+                    }),
                     Err(_) => {
                         errors.push(format!("{prefix}{key}[{index}]"));
                         String::from_utf8_lossy(element).into_owned()
@@ -153,10 +167,12 @@ impl Decoder {
     }
 
     /// One percent-encoded block of `Name: value\r\n` lines → the lines, in order, repeats
-    /// kept.
-    fn headers(&mut self, text: &str) -> Value<'static> {
+    /// kept; a line that is not UTF-8 is kept lossily and listed as `httpMessage.<key>[<index>]`.
+    fn headers(&mut self, text: &str, key: &str) -> Value<'static> {
         percent_decode_into(text.as_bytes(), &mut self.unescaped);
-        decode_header_block(&self.unescaped)
+        decode_header_block(&self.unescaped, |index| {
+            self.errors.push(format!("httpMessage.{key}[{index}]"))
+        })
     }
 }
 
@@ -177,7 +193,7 @@ pub fn decode_rule_list(text: &str, path: &str, errors: &mut Vec<String>) -> Vec
     list
 }
 
-fn decode_header_block(unescaped: &[u8]) -> Value<'static> {
+fn decode_header_block(unescaped: &[u8], mut replaced: impl FnMut(usize)) -> Value<'static> {
     // Validate the block once; per-line lossy conversion only for the rare invalid block.
     let lines = match std::str::from_utf8(unescaped) {
         Ok(block) => block
@@ -190,20 +206,82 @@ fn decode_header_block(unescaped: &[u8]) -> Value<'static> {
             .split(|&byte| byte == b'\n')
             .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
             .filter(|line| !line.is_empty())
-            .map(|line| Value::String(Cow::Owned(String::from_utf8_lossy(line).into_owned())))
+            .enumerate()
+            .map(|(index, line)| {
+                let text = String::from_utf8_lossy(line);
+                if let Cow::Owned(_) = text {
+                    replaced(index);
+                }
+                Value::String(Cow::Owned(text.into_owned()))
+            })
             .collect(),
     };
     Value::Array(lines)
 }
 
-/// `path`/`query` are the client's own text: decode once for readability, but keep the
-/// original when decoding would not give valid UTF-8 (lossy would destroy attack evidence).
-/// `None` when there is nothing to change.
-pub fn decode_readable(text: &str) -> Option<String> {
-    match percent_decode_once(text.as_bytes()) {
-        Cow::Borrowed(_) => None,
-        Cow::Owned(bytes) => String::from_utf8(bytes).ok(),
+/// `path`/`query` are the client's own text: every escape is decoded once where its bytes form
+/// UTF-8 (so `%2e%2e` is `..` for the rules), and an escape whose byte is not part of valid
+/// UTF-8 is kept exactly as written (`caf%e9`, the overlong `/` `%c0%af`): replacing it would
+/// destroy attack evidence. The flag says whether any escape was kept.
+pub fn decode_readable(text: &str) -> (Cow<'_, str>, bool) {
+    decode_readable_with(text, &mut Vec::new())
+}
+
+/// `decode_readable` with scratch space for the bytes of a run of escapes, so the stream's
+/// decoder allocates only the decoded text.
+fn decode_readable_with<'t>(text: &'t str, run: &mut Vec<u8>) -> (Cow<'t, str>, bool) {
+    let input = text.as_bytes();
+    if memchr(b'%', input).is_none() {
+        return (Cow::Borrowed(text), false);
     }
+    let mut out = Vec::with_capacity(input.len());
+    let mut kept_escapes = false;
+    let (mut copied, mut at) = (0, 0);
+    while let Some(offset) = memchr(b'%', &input[at..]) {
+        let start = at + offset;
+        // A run of consecutive escapes: a multi-byte character is always split over escapes
+        // that follow each other, never mixed with literal bytes (the text is valid UTF-8, so
+        // a literal continuation byte always follows its literal lead byte).
+        run.clear();
+        let mut end = start;
+        while let Some(byte) = escape_at(input, end) {
+            run.push(byte);
+            end += 3;
+        }
+        if run.is_empty() {
+            at = start + 1;
+            continue;
+        }
+        out.extend_from_slice(&input[copied..start]);
+        let mut decoded = 0;
+        for chunk in run.utf8_chunks() {
+            out.extend_from_slice(chunk.valid().as_bytes());
+            decoded += chunk.valid().len();
+            for _ in chunk.invalid() {
+                let escape = start + 3 * decoded;
+                out.extend_from_slice(&input[escape..escape + 3]);
+                decoded += 1;
+                kept_escapes = true;
+            }
+        }
+        (copied, at) = (end, end);
+    }
+    out.extend_from_slice(&input[copied..]);
+    match String::from_utf8(out) {
+        Ok(decoded) => (Cow::Owned(decoded), kept_escapes),
+        // Cannot happen (literal runs are cut at ASCII `%`); the original is the safe answer.
+        Err(_) => (Cow::Borrowed(text), true),
+    }
+}
+
+/// The byte of the `%XX` escape at `at`, if there is one.
+fn escape_at(input: &[u8], at: usize) -> Option<u8> {
+    if input.get(at) != Some(&b'%') {
+        return None;
+    }
+    let high = hex_value(*input.get(at + 1)?)?;
+    let low = hex_value(*input.get(at + 2)?)?;
+    Some(high << 4 | low)
 }
 
 /// `%XX` (either case) → the byte, once; anything else, a malformed `%` and `+` included, is
@@ -286,13 +364,6 @@ fn hex_value(byte: u8) -> Option<u8> {
     }
 }
 
-fn into_string_lossy(bytes: Vec<u8>) -> String {
-    match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +382,10 @@ mod tests {
             .map(|v| v.as_str().unwrap().to_string())
             .collect();
         (values, errors)
+    }
+
+    fn readable(text: &str) -> String {
+        decode_readable(text).0.into_owned()
     }
 
     #[test]
@@ -364,9 +439,20 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_bytes_become_replacement_characters() {
-        // 0xff 0xfe 'A'
-        assert_eq!(list("//5B").0, ["\u{fffd}\u{fffd}A"]);
+    fn non_utf8_bytes_become_replacement_characters_and_are_listed() {
+        // 0xff 0xfe 'A': the analyst must know bytes were replaced.
+        assert_eq!(
+            list("//5B"),
+            (
+                vec!["\u{fffd}\u{fffd}A".to_string()],
+                vec!["f[0]".to_string()]
+            )
+        );
+        let out = decode_text(r#"{"attackData":{"ruleData":"QQ%3d%3d%3b//5B"}}"#);
+        assert_eq!(
+            out,
+            "{\"attackData\":{\"ruleData\":[\"A\",\"\u{fffd}\u{fffd}A\"]},\"decodeErrors\":[\"attackData.ruleData[1]\"]}"
+        );
     }
 
     #[test]
@@ -403,12 +489,13 @@ mod tests {
     }
 
     #[test]
-    fn headers_with_invalid_utf8_are_kept_lossily_line_by_line() {
-        let out =
-            decode_text(r#"{"httpMessage":{"requestHeaders":"A%3a%20%ff%0d%0aB%3a%20ok%0d%0a"}}"#);
+    fn headers_with_invalid_utf8_are_kept_lossily_line_by_line_and_listed() {
+        let out = decode_text(
+            r#"{"httpMessage":{"requestHeaders":"A%3a%20ok%0d%0a%0d%0aB%3a%20%ff%0d%0aC%3a%20ok%0d%0a"}}"#,
+        );
         assert_eq!(
             out,
-            "{\"httpMessage\":{\"requestHeaders\":[\"A: \u{fffd}\",\"B: ok\"]}}"
+            "{\"httpMessage\":{\"requestHeaders\":[\"A: ok\",\"B: \u{fffd}\",\"C: ok\"]},\"decodeErrors\":[\"httpMessage.requestHeaders[1]\"]}"
         );
     }
 
@@ -424,9 +511,36 @@ mod tests {
     }
 
     #[test]
-    fn path_that_would_not_be_utf8_keeps_its_original_text() {
-        let out = decode_text(r#"{"httpMessage":{"path":"/%ff%fe"}}"#);
-        assert_eq!(out, r#"{"httpMessage":{"path":"/%ff%fe"}}"#);
+    fn path_decodes_every_escape_that_forms_utf8_and_keeps_the_others() {
+        for (input, expected) in [
+            (
+                "/%2e%2e/%2e%2e/etc/passwd/caf%e9",
+                "/../../etc/passwd/caf%e9",
+            ),
+            ("caf%c3%a9", "café"),
+            ("caf%C3%A9%e9", "café%e9"),
+            ("%e9", "%e9"),
+            ("%E9x", "%E9x"),
+            ("%zz+%2B+", "%zz+++"),
+            // Overlong `/` (the old IIS traversal trick) and a surrogate are not UTF-8: kept.
+            ("..%c0%af..%C0%AF", "..%c0%af..%C0%AF"),
+            ("%ed%a0%80", "%ed%a0%80"),
+            ("%e2%82%ac%e2%82x", "€%e2%82x"),
+            ("%f0%9f%98%80%ff%41", "😀%ffA"),
+            ("%c3é%a9", "%c3é%a9"),
+            ("%252e", "%2e"),
+        ] {
+            assert_eq!(readable(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_path_or_query_with_escapes_kept_is_listed() {
+        let out = decode_text(r#"{"httpMessage":{"path":"/%ff%fe/%2e","query":"q=%c3%a9"}}"#);
+        assert_eq!(
+            out,
+            r#"{"httpMessage":{"path":"/%ff%fe/.","query":"q=é"},"decodeErrors":["httpMessage.path"]}"#
+        );
     }
 
     #[test]

@@ -32,6 +32,23 @@ impl<'a> Value<'a> {
         Ok(value)
     }
 
+    /// The same value owning all its text, borrowing nothing.
+    pub fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::Null => Value::Null,
+            Value::Bool(b) => Value::Bool(b),
+            Value::Number(n) => Value::Number(n),
+            Value::String(text) => Value::String(Cow::Owned(text.into_owned())),
+            Value::Array(items) => Value::Array(items.into_iter().map(Value::into_owned).collect()),
+            Value::Object(fields) => Value::Object(
+                fields
+                    .into_iter()
+                    .map(|(key, value)| (Cow::Owned(key.into_owned()), value.into_owned()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The first value under `key`, when this is an object.
     pub fn get(&self, key: &str) -> Option<&Value<'a>> {
         match self {
@@ -91,6 +108,87 @@ impl<'a> Value<'a> {
             }
         }
     }
+}
+
+/// The paths of the strings (values or keys) of a JSON text that hold bytes that are not UTF-8,
+/// in order, each once, named as `decodeErrors` names fields: `httpMessage.host`, `a.list[2]`.
+/// `line` must be JSON apart from those bytes (they are never structural: all are >= 0x80).
+pub fn invalid_utf8_paths(line: &[u8]) -> Vec<String> {
+    enum Frame {
+        Object(String),
+        Array(usize),
+    }
+    fn path_of(stack: &[Frame]) -> String {
+        let mut path = String::new();
+        for frame in stack {
+            match frame {
+                Frame::Object(key) => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                Frame::Array(index) => path.push_str(&format!("[{index}]")),
+            }
+        }
+        path
+    }
+    let mut stack = Vec::new();
+    let mut paths = Vec::new();
+    let mut expecting_key = false;
+    let mut at = 0;
+    while at < line.len() {
+        match line[at] {
+            b'{' => {
+                stack.push(Frame::Object(String::new()));
+                expecting_key = true;
+            }
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Array(index)) => *index += 1,
+                Some(Frame::Object(_)) => expecting_key = true,
+                None => {}
+            },
+            b':' => expecting_key = false,
+            b'"' => {
+                let end = string_end(line, at + 1);
+                let quoted = &line[at..(end + 1).min(line.len())];
+                let valid = std::str::from_utf8(quoted).is_ok();
+                if expecting_key {
+                    let lossy = String::from_utf8_lossy(quoted);
+                    let key = serde_json::from_str::<String>(&lossy)
+                        .unwrap_or_else(|_| lossy.trim_matches('"').to_string());
+                    if let Some(Frame::Object(current)) = stack.last_mut() {
+                        *current = key;
+                    }
+                }
+                let path = path_of(&stack);
+                if !valid && !paths.contains(&path) {
+                    paths.push(path);
+                }
+                at = end;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    paths
+}
+
+/// Index of the quote that ends the string whose text starts at `from`.
+fn string_end(line: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while at < line.len() {
+        match line[at] {
+            b'\\' => at += 2,
+            b'"' => return at,
+            _ => at += 1,
+        }
+    }
+    line.len()
 }
 
 /// serde_json's escaping (only `"`, `\` and control characters, `\u00xx` in lower case), so
@@ -367,6 +465,16 @@ mod tests {
         assert!(Value::parse(b"{\"a\":").is_err());
         assert!(Value::parse(b"not json").is_err());
         assert!(Value::parse(b"  {\"a\":1}  \r").is_ok());
+    }
+
+    #[test]
+    fn invalid_utf8_is_located_by_path() {
+        let line = b"{\"a\":\"ok\",\"h\":{\"x\\\"\\u00e9\":\"\xff\",\"l\":[\"\",{\"k\":\"\xe9\"},\"\xc3\"]},\"k\xfe\":1,\"z\":\"\xff\"}";
+        assert_eq!(
+            invalid_utf8_paths(line),
+            ["h.x\"\u{e9}", "h.l[1].k", "h.l[2]", "k\u{fffd}", "z"]
+        );
+        assert!(invalid_utf8_paths(br#"{"a":["b",{"c":"d"}]}"#).is_empty());
     }
 
     #[test]

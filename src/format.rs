@@ -1,8 +1,8 @@
 //! One parsed API event in, one output line out, in the chosen format.
 
 use crate::config::{Format, OutputSettings};
-use crate::decode::Decoder;
-use crate::event::Value;
+use crate::decode::{DECODE_ERRORS, Decoder};
+use crate::event::{Value, invalid_utf8_paths};
 use crate::wazuh;
 
 pub struct Formatter {
@@ -41,7 +41,7 @@ impl Formatter {
             }
             Format::Json => {
                 let decoded = self.decoder.decode_event(event);
-                let decode_errors = decoded.get("decodeErrors").is_some();
+                let decode_errors = decoded.get(DECODE_ERRORS).is_some();
                 decoded.write_compact(out);
                 Formatted {
                     decode_errors,
@@ -50,7 +50,7 @@ impl Formatter {
             }
             Format::Wazuh => {
                 let decoded = self.decoder.decode_event(event);
-                let decode_errors = decoded.get("decodeErrors").is_some();
+                let decode_errors = decoded.get(DECODE_ERRORS).is_some();
                 let shrunk = wazuh::write_event(decoded, out, &self.wazuh).shrunk;
                 Formatted {
                     decode_errors,
@@ -58,5 +58,88 @@ impl Formatter {
                 }
             }
         }
+    }
+}
+
+/// One response line as a parsed event, tolerant of bytes that are not UTF-8: those become
+/// U+FFFD and the fields that held them are listed in `decodeErrors` (which the decoder then
+/// extends), so the event is delivered and the analyst knows bytes were replaced. Only a line
+/// that is not JSON at all is an error. The caller hashes `raw` itself, so the identity of a
+/// lossily parsed line is still its raw bytes.
+pub fn parse_event(raw: &[u8]) -> Result<Value<'_>, serde_json::Error> {
+    let error = match Value::parse(raw) {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    // serde_json already checks UTF-8 while parsing, so only a failed line pays for this.
+    if std::str::from_utf8(raw).is_ok() {
+        return Err(error);
+    }
+    let text = String::from_utf8_lossy(raw);
+    let mut value = Value::parse(text.as_bytes())?.into_owned();
+    if let Value::Object(fields) = &mut value {
+        let paths = invalid_utf8_paths(raw)
+            .into_iter()
+            .map(|path| Value::String(path.into()))
+            .collect();
+        fields.push((DECODE_ERRORS.into(), Value::Array(paths)));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(value: &Value<'_>) -> String {
+        let mut out = Vec::new();
+        value.write_compact(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_parsed_lossily_with_its_fields_listed() {
+        let raw = b"{\"httpMessage\":{\"host\":\"caf\xe9\",\"path\":\"/ok\"},\"k\":[\"\xff\xfe\"]}";
+        let value = parse_event(raw).unwrap();
+        assert_eq!(
+            json(&value),
+            "{\"httpMessage\":{\"host\":\"caf\u{fffd}\",\"path\":\"/ok\"},\"k\":[\"\u{fffd}\u{fffd}\"],\"decodeErrors\":[\"httpMessage.host\",\"k[0]\"]}"
+        );
+    }
+
+    #[test]
+    fn a_valid_line_is_parsed_as_it_is_and_borrowed() {
+        let raw = br#"{"host":"caf\u00e9","decodeErrors":"theirs"}"#;
+        let value = parse_event(raw).unwrap();
+        assert_eq!(value, Value::parse(raw).unwrap());
+        assert!(matches!(
+            value.get("decodeErrors"),
+            Some(Value::String(std::borrow::Cow::Borrowed(_)))
+        ));
+    }
+
+    #[test]
+    fn only_a_line_that_is_not_json_is_an_error() {
+        assert!(parse_event(b"not json \xff").is_err());
+        assert!(parse_event(b"{\"a\":\"x\"} \xff").is_err());
+        assert!(parse_event(b"{\"a\":1,}").is_err());
+    }
+
+    #[test]
+    fn the_decoder_extends_the_list_the_parse_started() {
+        let raw = b"{\"httpMessage\":{\"host\":\"\xff\"},\"attackData\":{\"rules\":\"***\"}}";
+        let mut formatter = Formatter::new(&OutputSettings {
+            target: crate::config::OutputTarget::Stdout,
+            format: Format::Json,
+            max_line_bytes: 60_000,
+        });
+        let mut out = Vec::new();
+        let formatted = formatter.write(raw, parse_event(raw).unwrap(), &mut out);
+        assert!(formatted.decode_errors);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            line["decodeErrors"],
+            serde_json::json!(["httpMessage.host", "attackData.rules[0]"])
+        );
     }
 }

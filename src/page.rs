@@ -329,7 +329,7 @@ fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record = match Value::parse(raw) {
+        let record = match crate::format::parse_event(raw) {
             Ok(value) => match parse_context(&value) {
                 Some(context) => Record::Context(context),
                 None if matches!(value, Value::Object(_)) => {

@@ -9,6 +9,7 @@
 //! leaf fields, and at most `max_line_bytes` per line, shrinking the largest fields with a visible
 //! marker rather than ever dropping an event.
 
+use crate::decode::DECODE_ERRORS;
 use crate::event::{Object, Value};
 use std::borrow::Cow;
 
@@ -69,6 +70,12 @@ fn is_reserved_top_level(name: &str) -> bool {
 pub const CUT_FIELDS: &str = "cutFields";
 pub const RENAMED_FIELDS: &str = "renamedFields";
 pub const COLLAPSED_FIELDS: &str = "collapsedFields";
+/// The top-level fields beyond the field limit, as one JSON text.
+pub const OVERFLOW_FIELDS: &str = "overflowFields";
+/// The shaping's own lists show this many entries, each at most `NOTE_BYTES` long: a hostile
+/// event (thousands of repeated keys, a 100 KB key) must not make the notes outgrow the line.
+const NOTES_SHOWN: usize = 10;
+const NOTE_BYTES: usize = 160;
 
 /// Room for the shaping's own lists and markers when sizing cuts.
 const CUT_RESERVE: usize = 512;
@@ -88,23 +95,23 @@ pub fn write_event(event: Value<'_>, out: &mut Vec<u8>, limits: &Limits) -> Shap
         return write_event(Value::Object(fields), out, limits);
     };
     let mut notes = Notes::default();
-    // Usually borrowed from the response line: cloning the Cow copies no bytes.
+    // Only a real address: srcip feeds CDB lists and active response, and any other text
+    // (100 KB of it, say) would be copied uncut to the front of the line. The field itself
+    // stays in attackData as it was. Usually borrowed: cloning the Cow copies no bytes.
     let srcip = match fields
         .iter()
         .find(|(k, _)| k == "attackData")
         .and_then(|(_, v)| v.get("clientIP"))
     {
-        Some(Value::String(ip)) => Some(ip.clone()),
+        Some(Value::String(ip)) if ip.parse::<std::net::IpAddr>().is_ok() => Some(ip.clone()),
         _ => None,
     };
     let mut shaped = fields;
     normalise_object(&mut shaped, &mut String::new(), true, &mut notes);
     let added = 1 + usize::from(srcip.is_some()) + 3;
-    collapse_until(
-        &mut shaped,
-        limits.max_fields.saturating_sub(added),
-        &mut notes,
-    );
+    let max_leaves = limits.max_fields.saturating_sub(added);
+    collapse_until(&mut shaped, max_leaves, &mut notes);
+    collapse_top_level_overflow(&mut shaped, max_leaves, &mut notes);
 
     let start = out.len();
     write_line(&shaped, srcip.as_deref(), &notes, out);
@@ -151,6 +158,7 @@ fn normalise_object(
     notes: &mut Notes,
 ) {
     fields.retain(|(_, value)| !matches!(value, Value::Null));
+    let mut names = Names::for_object(fields.len());
     for index in 0..fields.len() {
         let (key, value) = &mut fields[index];
         match value {
@@ -175,41 +183,86 @@ fn normalise_object(
         }
         let (earlier, rest) = fields.split_at_mut(index);
         let key = &mut rest[0].0;
-        if needs_new_name(key, earlier, top_level) {
-            *key = Cow::Owned(unique_name(key, earlier, top_level, path, notes));
+        if names.taken(key, earlier, top_level) {
+            *key = Cow::Owned(names.unique(key, earlier, top_level, path, notes));
+        }
+        names.add(key);
+    }
+}
+
+/// The keys of one object seen so far, case-insensitively. Events have a dozen keys per object,
+/// and comparing against them costs nothing; a hostile object with thousands of keys (or
+/// thousands of the same key) would make that quadratic, so big objects keep a set instead.
+enum Names {
+    Few,
+    Many {
+        seen: std::collections::HashSet<String>,
+        /// The next suffix to try per renamed base, so repeats of one key stay linear.
+        next_suffix: std::collections::HashMap<String, usize>,
+    },
+}
+
+impl Names {
+    fn for_object(fields: usize) -> Names {
+        if fields <= 32 {
+            Names::Few
+        } else {
+            Names::Many {
+                seen: std::collections::HashSet::with_capacity(fields),
+                next_suffix: std::collections::HashMap::new(),
+            }
         }
     }
-}
 
-fn needs_new_name(key: &str, earlier: &[(Cow<'_, str>, Value<'_>)], top_level: bool) -> bool {
-    earlier.iter().any(|(k, _)| k.eq_ignore_ascii_case(key))
-        || (top_level && is_reserved_top_level(key))
-}
-
-fn unique_name(
-    key: &str,
-    earlier: &[(Cow<'_, str>, Value<'_>)],
-    top_level: bool,
-    prefix: &str,
-    notes: &mut Notes,
-) -> String {
-    let base = if top_level {
-        format!("akamai_{key}")
-    } else {
-        key.to_string()
-    };
-    let mut candidate = base.clone();
-    let mut n = 2;
-    while needs_new_name(&candidate, earlier, top_level) {
-        candidate = format!("{base}_{n}");
-        n += 1;
+    fn taken(&self, key: &str, earlier: &[(Cow<'_, str>, Value<'_>)], top_level: bool) -> bool {
+        (top_level && is_reserved_top_level(key))
+            || match self {
+                Names::Few => earlier.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)),
+                Names::Many { seen, .. } => seen.contains(&key.to_ascii_lowercase()),
+            }
     }
-    notes.renamed.push(format!(
-        "{} -> {}",
-        join(prefix, key),
-        join(prefix, &candidate)
-    ));
-    candidate
+
+    fn add(&mut self, key: &str) {
+        if let Names::Many { seen, .. } = self {
+            seen.insert(key.to_ascii_lowercase());
+        }
+    }
+
+    fn unique(
+        &mut self,
+        key: &str,
+        earlier: &[(Cow<'_, str>, Value<'_>)],
+        top_level: bool,
+        prefix: &str,
+        notes: &mut Notes,
+    ) -> String {
+        let base = if top_level {
+            format!("akamai_{key}")
+        } else {
+            key.to_string()
+        };
+        let mut n = match self {
+            Names::Few => 2,
+            Names::Many { next_suffix, .. } => next_suffix
+                .get(&base.to_ascii_lowercase())
+                .copied()
+                .unwrap_or(2),
+        };
+        let mut candidate = base.clone();
+        while self.taken(&candidate, earlier, top_level) {
+            candidate = format!("{base}_{n}");
+            n += 1;
+        }
+        if let Names::Many { next_suffix, .. } = self {
+            next_suffix.insert(base.to_ascii_lowercase(), n);
+        }
+        notes.renamed.push(format!(
+            "{} -> {}",
+            join(prefix, key),
+            join(prefix, &candidate)
+        ));
+        candidate
+    }
 }
 
 fn scalar_text<'a>(value: Value<'a>) -> Cow<'a, str> {
@@ -259,6 +312,55 @@ fn collapse_until(fields: &mut Object<'_>, max_leaves: usize, notes: &mut Notes)
         *slot = Value::String(Cow::Owned(String::from_utf8_lossy(&text).into_owned()));
         notes.collapsed.push(path.join("."));
     }
+}
+
+/// Collapsing objects cannot help when the top level itself has too many fields: the fields
+/// beyond the limit are kept together as the JSON text of one field, rather than left for Wazuh
+/// to drop. The fields rules key on stay where they are, whatever comes before them.
+fn collapse_top_level_overflow(fields: &mut Object<'_>, max_leaves: usize, notes: &mut Notes) {
+    if leaves(fields) <= max_leaves {
+        return;
+    }
+    let count = |value: &Value<'_>| match value {
+        Value::Object(inner) => leaves(inner),
+        _ => 1,
+    };
+    let essential =
+        |key: &str| ["type", "attackData", "httpMessage", "geo", DECODE_ERRORS].contains(&key);
+    // One leaf is for the overflow field itself.
+    let mut room = max_leaves.saturating_sub(1).saturating_sub(
+        fields
+            .iter()
+            .filter(|(k, _)| essential(k))
+            .map(|(_, v)| count(v))
+            .sum(),
+    );
+    let (mut kept, mut moved) = (Vec::with_capacity(max_leaves), Vec::new());
+    for (key, value) in fields.drain(..) {
+        if essential(&key) {
+            kept.push((key, value));
+        } else if count(&value) <= room && moved.is_empty() {
+            room -= count(&value);
+            kept.push((key, value));
+        } else {
+            moved.push((key, value));
+        }
+    }
+    *fields = kept;
+    let overflow = Value::Object(moved);
+    let mut text = Vec::new();
+    overflow.write_compact(&mut text);
+    let mut name = OVERFLOW_FIELDS.to_string();
+    let mut n = 2;
+    while fields.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)) {
+        name = format!("{OVERFLOW_FIELDS}_{n}");
+        n += 1;
+    }
+    notes.collapsed.push(name.clone());
+    fields.push((
+        Cow::Owned(name),
+        Value::String(Cow::Owned(String::from_utf8_lossy(&text).into_owned())),
+    ));
 }
 
 /// The path of the object holding the most leaves: collapsing the biggest converges fastest.
@@ -413,11 +515,24 @@ fn write_line(fields: &Object<'_>, srcip: Option<&str>, notes: &Notes, out: &mut
             out.push(b',');
             crate::event::write_string(name, out);
             out.extend_from_slice(b":[");
-            for (index, entry) in list.iter().enumerate() {
+            for (index, entry) in list.iter().take(NOTES_SHOWN).enumerate() {
                 if index > 0 {
                     out.push(b',');
                 }
-                crate::event::write_string(entry, out);
+                if entry.len() > NOTE_BYTES {
+                    crate::event::write_string(&cut_string(entry, NOTE_BYTES), out);
+                } else {
+                    crate::event::write_string(entry, out);
+                }
+            }
+            if list.len() > NOTES_SHOWN {
+                out.push(b',');
+                let more = format!(
+                    "…[cut {} of {} items]",
+                    list.len() - NOTES_SHOWN,
+                    list.len()
+                );
+                crate::event::write_string(&more, out);
             }
             out.push(b']');
         }
@@ -431,11 +546,21 @@ fn write_minimal(fields: &Object<'_>, srcip: Option<&str>, cap: usize, out: &mut
     let mut whole = Vec::new();
     Value::Object(fields.clone()).write_compact(&mut whole);
     let text = String::from_utf8_lossy(&whole);
+    // Identifying fields are short in any real event; here each is a string of bounded size,
+    // whatever the event holds, so the head always leaves room under the cap.
+    let identifying = |value: &Value<'_>| -> Option<Value<'static>> {
+        let text = value.as_str()?;
+        Some(Value::String(Cow::Owned(if text.len() > NOTE_BYTES {
+            cut_string(text, NOTE_BYTES)
+        } else {
+            text.to_string()
+        })))
+    };
     let keep: Object<'_> = ["type", "attackData", "httpMessage"]
         .iter()
         .filter_map(|k| fields.iter().find(|(key, _)| key == k))
         .filter_map(|(k, v)| match (k.as_ref(), v) {
-            ("type", v) => Some((k.clone(), v.clone())),
+            ("type", v) => Some((k.clone(), identifying(v)?)),
             (_, Value::Object(inner)) => {
                 let small: Object<'_> = inner
                     .iter()
@@ -443,7 +568,7 @@ fn write_minimal(fields: &Object<'_>, srcip: Option<&str>, cap: usize, out: &mut
                         ["requestId", "host", "clientIP", "configId", "appliedAction"]
                             .contains(&key.as_ref())
                     })
-                    .cloned()
+                    .filter_map(|(key, value)| Some((key.clone(), identifying(value)?)))
                     .collect();
                 Some((k.clone(), Value::Object(small)))
             }

@@ -436,10 +436,12 @@ fn escape(text: &str, needs_escape: impl Fn(u8) -> bool) -> String {
     out
 }
 
-/// Decoding `path`/`query` once, as a client should (the oracle's own, separate implementation).
-fn readable(raw: &str) -> String {
+/// Decoding `path`/`query` once, as a client should (the oracle's own, separate implementation):
+/// an escape whose byte is not part of valid UTF-8 stays as written; true when one did.
+fn readable(raw: &str) -> (String, bool) {
     let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+    // Each decoded byte with the escape it came from.
+    let mut out: Vec<(u8, Option<&str>)> = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
@@ -449,14 +451,34 @@ fn readable(raw: &str) -> String {
                 bytes.get(i + 2).and_then(|&b| hex(b)),
             )
         {
-            out.push((h * 16 + l) as u8);
+            out.push(((h * 16 + l) as u8, Some(&raw[i..i + 3])));
             i += 3;
             continue;
         }
-        out.push(bytes[i]);
+        out.push((bytes[i], None));
         i += 1;
     }
-    String::from_utf8(out).unwrap_or_else(|_| raw.to_string())
+    let decoded: Vec<u8> = out.iter().map(|(b, _)| *b).collect();
+    let (mut text, mut kept, mut at) = (String::new(), false, 0);
+    while at < decoded.len() {
+        match std::str::from_utf8(&decoded[at..]) {
+            Ok(rest) => {
+                text.push_str(rest);
+                break;
+            }
+            Err(error) => {
+                let valid = at + error.valid_up_to();
+                text.push_str(std::str::from_utf8(&decoded[at..valid]).unwrap());
+                let bad = error.error_len().unwrap_or(decoded.len() - valid);
+                for (_, escape) in &out[valid..valid + bad] {
+                    text.push_str(escape.expect("only escaped bytes can be invalid"));
+                }
+                kept = true;
+                at = valid + bad;
+            }
+        }
+    }
+    (text, kept)
 }
 
 /// Per-event values spliced into a template.
@@ -721,15 +743,23 @@ fn geo(v: &Variant) -> String {
     )
 }
 
-fn lossy_list(list: &[Vec<u8>]) -> Vec<Value> {
+/// The decoded elements; one that is not UTF-8 is kept lossily and listed as `<path>[<index>]`.
+fn lossy_list(list: &[Vec<u8>], path: &str, errors: &mut Vec<Value>) -> Vec<Value> {
     list.iter()
-        .map(|e| Value::String(String::from_utf8_lossy(e).into_owned()))
+        .enumerate()
+        .map(|(index, e)| {
+            if std::str::from_utf8(e).is_err() {
+                errors.push(json!(format!("{path}[{index}]")));
+            }
+            Value::String(String::from_utf8_lossy(e).into_owned())
+        })
         .collect()
 }
 
 /// The decoded form of a variant, with placeholders.
 fn render_decoded(v: &Variant) -> Value {
     let longest = v.rule_lists.iter().map(Vec::len).max().unwrap_or(0);
+    let mut errors = Vec::new();
     let mut attack = Map::new();
     attack.insert("configId".into(), json!(CONFIG));
     attack.insert("policyId".into(), json!(v.policy_id));
@@ -739,7 +769,7 @@ fn render_decoded(v: &Variant) -> Value {
         attack.insert(name.to_string(), json!(value));
     }
     for (name, list) in RULE_FIELDS.iter().zip(&v.rule_lists) {
-        let mut values = lossy_list(list);
+        let mut values = lossy_list(list, &format!("attackData.{name}"), &mut errors);
         values.resize(longest, json!(""));
         attack.insert(name.to_string(), Value::Array(values));
     }
@@ -748,10 +778,17 @@ fn render_decoded(v: &Variant) -> Value {
             .map(|(n, value)| json!(format!("{n}: {value}")))
             .collect()
     };
+    let (path, path_kept) = readable(&v.path);
+    let (query, query_kept) = readable(&v.query);
+    for (name, kept) in [("path", path_kept), ("query", query_kept)] {
+        if kept {
+            errors.push(json!(format!("httpMessage.{name}")));
+        }
+    }
     let http = json!({
         "requestId": ID, "start": START, "protocol": "HTTP/1.1", "tls": "tls1.3",
         "method": v.method, "host": v.host, "port": "443",
-        "path": readable(&v.path), "query": readable(&v.query),
+        "path": path, "query": query,
         "requestHeaders": header_lines(&v.request_headers),
         "status": v.status, "bytes": "342",
         "responseHeaders": header_lines(&v.response_headers),
@@ -774,12 +811,16 @@ fn render_decoded(v: &Variant) -> Value {
     }
     match &v.custom {
         Some(Custom::Text(list)) => {
-            top.insert("custom".into(), Value::Array(lossy_list(list)));
+            let values = lossy_list(list, "custom", &mut errors);
+            top.insert("custom".into(), Value::Array(values));
         }
         Some(Custom::Object(entries)) => {
             let map = entries
                 .iter()
-                .map(|(k, list)| (k.to_string(), Value::Array(lossy_list(list))))
+                .map(|(k, list)| {
+                    let values = lossy_list(list, &format!("custom.{k}"), &mut errors);
+                    (k.to_string(), Value::Array(values))
+                })
                 .collect();
             top.insert("custom".into(), Value::Object(map));
         }
@@ -787,6 +828,9 @@ fn render_decoded(v: &Variant) -> Value {
     }
     if let Some((name, value)) = v.unknown {
         top.insert(name.into(), json!(value));
+    }
+    if !errors.is_empty() {
+        top.insert("decodeErrors".into(), Value::Array(errors));
     }
     Value::Object(top)
 }
@@ -830,13 +874,17 @@ mod tests {
     }
 
     #[test]
-    fn oracle_decodes_path_and_query_once_and_keeps_non_utf8_originals() {
+    fn oracle_decodes_path_and_query_once_and_keeps_non_utf8_escapes() {
         assert_eq!(
             readable("id=1%27%20union%20select%20null,version()%3E%3F--&sort=price+asc"),
-            "id=1' union select null,version()>?--&sort=price+asc"
+            (
+                "id=1' union select null,version()>?--&sort=price+asc".into(),
+                false
+            )
         );
-        assert_eq!(readable("/a%2fb%zz%"), "/a/b%zz%");
-        assert_eq!(readable("x=%ff%fe"), "x=%ff%fe");
+        assert_eq!(readable("/a%2fb%zz%"), ("/a/b%zz%".into(), false));
+        assert_eq!(readable("x=%ff%fe%3C"), ("x=%ff%fe<".into(), true));
+        assert_eq!(readable("caf%c3%a9%E9"), ("café%E9".into(), true));
     }
 
     #[test]
