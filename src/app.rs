@@ -1,29 +1,31 @@
 //! The commands: what each one needs from the configuration, and what it prints.
 
 use crate::api::Client;
-use crate::checkpoint::{RunLock, State, StateFile};
+use crate::checkpoint::{RunLock, State, StateError, StateFile};
 use crate::cli::{Cli, Command, StateCommand};
 use crate::collect::{self, RunSetup, Start, StopReason, Summary};
 use crate::config::{
-    ConfigError, Diagnostics, Environment, OutputSettings, OutputTarget, Resolver, Sources,
+    ConfigError, Diagnostics, Environment, Origin, OutputSettings, OutputTarget, Resolver, RunKind,
+    Sources,
 };
-use crate::error_reporting::{self, Exit};
+use crate::error_reporting::{self, Exit, Failure};
 use crate::event::Value;
 use crate::format::Formatter;
 use crate::lines::{Line, Lines, ReadChunks};
 use crate::logging;
 use crate::output::Sink;
 use crate::page::{PageEnd, PageReader, PageStats, parse_context};
-use crate::poll::{Query, Request, SAFETY_LAG};
+use crate::poll::{HORIZON, Query, Request, SAFETY_LAG};
 use crate::signals::Signals;
 use crate::timespec::{describe, human_duration, parse_time};
 use anyhow::Context as _;
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// The API keeps 12 hours; replays must start inside it.
-const HORIZON: i64 = 12 * 3600;
+/// The API refuses a `to` later than this many seconds before now.
+const API_LATEST_TO_LAG: i64 = 5;
 
 /// Run the command line and turn the outcome into an exit code.
 pub fn main(cli: Cli) -> ExitCode {
@@ -93,10 +95,11 @@ fn early_diagnostics(cli: &Cli) -> Diagnostics {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    refuse_inapplicable_flags(&cli)?;
     let mut sources = Sources::load(&cli.overrides(), Environment::from_process())?;
     let resolver = Resolver::new(&sources);
     let log_settings = resolver.logging()?;
-    logging::configure(&log_settings).map_err(|e| ConfigError::Usage(e.to_string()))?;
+    logging::configure(&log_settings).map_err(|error| log_file_error(&sources, &error))?;
     for warning in sources.take_warnings() {
         tracing::warn!(code = "config_warning", "{warning}");
     }
@@ -112,11 +115,93 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
+/// The log file is opened before anything else is reported, so its failure names the key and
+/// where it was set, like any other invalid value.
+fn log_file_error(sources: &Sources, error: &std::io::Error) -> ConfigError {
+    let (path, origin) = sources
+        .path("log_file")
+        .unwrap_or_else(|| (Default::default(), Origin::Default));
+    ConfigError::Invalid {
+        key: "log_file",
+        origin,
+        problem: format!(
+            "cannot be opened for appending: {}: {error}",
+            path.display()
+        ),
+    }
+}
+
+/// A fetch option the command cannot use is refused: ignoring it would let the operator
+/// believe it took effect (a `--state` on a replay, a `--limit` on `check`).
+fn refuse_inapplicable_flags(cli: &Cli) -> Result<(), ConfigError> {
+    let f = &cli.fetch;
+    let given = [
+        ("--limit", f.limit.is_some()),
+        ("--window", f.window.is_some()),
+        ("--state", f.state_file.is_some()),
+        ("--no-state", f.no_state),
+        ("--initial-lookback", f.initial_lookback.is_some()),
+        ("--offset-ttl", f.offset_ttl.is_some()),
+        ("--overlap", f.overlap.is_some()),
+        ("--max-events", f.max_events.is_some()),
+        ("--max-bytes", f.max_bytes.is_some()),
+        ("--retry-budget", f.retry_budget.is_some()),
+        ("--from", f.from.is_some()),
+        ("--to", f.to.is_some()),
+    ];
+    const RUN: &[&str] = &["--limit", "--max-events", "--max-bytes", "--retry-budget"];
+    const STATE: &[&str] = &["--state", "--initial-lookback", "--offset-ttl", "--overlap"];
+    let fetching = matches!(cli.command, None | Some(Command::Fetch));
+    let (allowed, reason): (Vec<&str>, &str) = match &cli.command {
+        _ if fetching && f.from.is_some() => (
+            [RUN, &["--from", "--to", "--no-state"]].concat(),
+            "a replay (--from), which never reads or writes the state and fetches exactly \
+             --from to --to",
+        ),
+        _ if fetching && f.no_state => (
+            [RUN, &["--window", "--no-state"]].concat(),
+            "a run with --no-state, which never reads or writes the state",
+        ),
+        _ if fetching => (
+            [RUN, STATE].concat(),
+            "a run with state, which continues where the last one stopped (--window sets the \
+             one window of a --no-state run)",
+        ),
+        Some(Command::Check) => (
+            vec!["--state", "--no-state"],
+            "`check`, which only validates (--state and --no-state choose the state it checks)",
+        ),
+        Some(Command::Decode { .. }) => (vec![], "`decode`, which works offline"),
+        // clap hands `state reset --from` to the global --from too.
+        Some(Command::State(StateCommand::Reset { .. })) => (
+            vec!["--state", "--initial-lookback", "--from"],
+            "`state reset`, which only resets the state file (--state chooses it)",
+        ),
+        _ => (
+            vec!["--state", "--initial-lookback"],
+            "`state show`, which only reads the state file (--state chooses it)",
+        ),
+    };
+    match given
+        .iter()
+        .find(|(flag, present)| *present && !allowed.contains(flag))
+    {
+        Some((flag, _)) => Err(ConfigError::Usage(format!(
+            "{flag} does not apply to {reason}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn fetch(cli: &Cli, resolver: &Resolver<'_>) -> anyhow::Result<Exit> {
     let output = resolver.output()?;
-    let collect = resolver.collect(&output)?;
-    let api = resolver.api()?;
     let replay = replay_range(cli, collect::unix_now())?;
+    let kind = match replay {
+        Some(_) => RunKind::Replay,
+        None => RunKind::Scheduled,
+    };
+    let collect = resolver.collect(&output, kind)?;
+    let api = resolver.api()?;
     let start = match (replay, cli.fetch.no_state) {
         (Some((from, to)), _) => Start::Replay { from, to },
         (None, true) => Start::Window,
@@ -156,13 +241,32 @@ fn replay_range(cli: &Cli, now: i64) -> anyhow::Result<Option<(i64, i64)>> {
     let from = parse_time(from_text, now_ts)
         .map_err(|e| usage(format!("--from: {e}")))?
         .as_second();
-    let latest_to = now - SAFETY_LAG;
+    let describe_second = |t: i64| {
+        jiff::Timestamp::from_second(t)
+            .map(describe)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    // An explicit --to is what the operator wants delivered: kept whenever the API accepts it.
     let to = match &cli.fetch.to {
-        Some(text) => parse_time(text, now_ts)
-            .map_err(|e| usage(format!("--to: {e}")))?
-            .as_second()
-            .min(latest_to),
-        None => latest_to,
+        Some(text) => {
+            let asked = parse_time(text, now_ts)
+                .map_err(|e| usage(format!("--to: {e}")))?
+                .as_second();
+            if asked > now - API_LATEST_TO_LAG {
+                let used = now - SAFETY_LAG;
+                tracing::warn!(
+                    code = "to_adjusted",
+                    "--to {} is later than the API accepts ({API_LATEST_TO_LAG}s before now); \
+                     using --to {} instead",
+                    describe_second(asked),
+                    describe_second(used)
+                );
+                used
+            } else {
+                asked
+            }
+        }
+        None => now - SAFETY_LAG,
     };
     if from < now - HORIZON {
         return Err(usage(format!(
@@ -172,8 +276,10 @@ fn replay_range(cli: &Cli, now: i64) -> anyhow::Result<Option<(i64, i64)>> {
     }
     if from >= to {
         return Err(usage(format!(
-            "--from must be before --to (and --to is at most {SAFETY_LAG}s before now): \
-             from {from}, to {to}"
+            "--from must be before --to (without --to: {SAFETY_LAG}s before now): from {}, \
+             to {}",
+            describe_second(from),
+            describe_second(to)
         )));
     }
     Ok(Some((from, to)))
@@ -184,7 +290,16 @@ fn check(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyhow::Resul
     let mut out = std::io::stdout().lock();
     let api = resolver.api()?;
     let output = resolver.output()?;
-    resolver.collect(&output)?;
+    resolver.collect(&output, RunKind::Scheduled)?;
+    // What the real run would trip on locally is found before the request, and without
+    // changing anything, so a failing check never costs an API call or leaves a trace.
+    check_output_is_writable(&output)?;
+    let state_line = if cli.fetch.no_state {
+        resolver.state(true)?;
+        None
+    } else {
+        Some(check_state(resolver)?)
+    };
     let config = sources
         .config_path()
         .map(|p| format!("{} [{}]", p.display(), sources.section()))
@@ -201,25 +316,7 @@ fn check(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyhow::Resul
     writeln!(out, "host         {}", api.host)?;
     writeln!(out, "config ids   {}", api.config_ids)?;
     writeln!(out, "output       {}", describe_output(&output))?;
-    if !cli.fetch.no_state
-        && let Some(state) = resolver.state(false)?
-    {
-        let line = match StateFile::new(&state.path).load() {
-            Ok(Some(s)) => format!(
-                "{} (offset {}; not modified by check)",
-                state.path.display(),
-                if s.offset.is_some() {
-                    "stored"
-                } else {
-                    "none yet"
-                }
-            ),
-            Ok(None) => format!(
-                "{} (none yet: the first run starts by time)",
-                state.path.display()
-            ),
-            Err(error) => format!("{} is unusable: {error}", state.path.display()),
-        };
+    if let Some(line) = state_line {
         writeln!(out, "state        {line}")?;
     }
     out.flush()?;
@@ -277,6 +374,107 @@ fn check(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyhow::Resul
     Ok(Exit::Success)
 }
 
+/// The run appends to an existing output file, or creates it in its directory.
+fn check_output_is_writable(output: &OutputSettings) -> anyhow::Result<()> {
+    let OutputTarget::File(path) = &output.target else {
+        return Ok(());
+    };
+    let result = match std::fs::metadata(path) {
+        // Opening for appending writes nothing, not even the modification time.
+        Ok(_) => std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop),
+        Err(_) => probe_writable_directory(parent_directory(path)),
+    };
+    result.map_err(|error| {
+        Failure::error(
+            Exit::Output,
+            format!(
+                "cannot write the output file {}: {error}; create its directory, or set \
+                 `output` (--output) to a writable place",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// The run takes a lock beside the state and replaces the state by renaming a temporary file
+/// into its directory; and it must be able to read the state there.
+fn check_state(resolver: &Resolver<'_>) -> anyhow::Result<String> {
+    let state = resolver
+        .state(false)?
+        .expect("state settings exist when not stateless");
+    let directory = parent_directory(&state.path);
+    probe_writable_directory(directory).map_err(|error| {
+        let origin = match resolver.state_file_origin() {
+            Origin::Default => "the default place beside the config file".to_string(),
+            origin => origin.to_string(),
+        };
+        Failure::error(
+            Exit::State,
+            format!(
+                "the state file {} ({origin}) cannot be written: cannot create files in {}: \
+                 {error}; create that directory, or set `state_file` (--state) to a writable \
+                 place",
+                state.path.display(),
+                directory.display()
+            ),
+        )
+    })?;
+    Ok(match StateFile::new(&state.path).load() {
+        Ok(Some(s)) => format!(
+            "{} (offset {}; not modified by check)",
+            state.path.display(),
+            if s.offset.is_some() {
+                "stored"
+            } else {
+                "none yet"
+            }
+        ),
+        Ok(None) => format!(
+            "{} (none yet: the first run starts by time)",
+            state.path.display()
+        ),
+        Err(error) => return Err(unusable_state(error)),
+    })
+}
+
+fn parent_directory(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Whether files can be created in `directory`, found by creating and removing one: unlike
+/// permission bits this also holds for root, read-only mounts and ACLs.
+fn probe_writable_directory(directory: &Path) -> std::io::Result<()> {
+    let probe = directory.join(format!(".akamai-siem-check.{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+/// A corrupt state, as `check` and `state show` report it: what it is and the command that
+/// replaces it (the fetch's own message also says that nothing was fetched).
+fn unusable_state(error: StateError) -> anyhow::Error {
+    match error {
+        StateError::Corrupt { path, problem } => Failure::error(
+            Exit::State,
+            format!(
+                "the state file {} is corrupt ({problem}): run `akamai-siem state reset` to \
+                 replace it (the next run then starts like a first run), or `akamai-siem state \
+                 reset --from TIME` to start from TIME",
+                path.display()
+            ),
+        ),
+        other => other.into(),
+    }
+}
+
 fn describe_output(output: &OutputSettings) -> String {
     let format = format!("{:?}", output.format).to_ascii_lowercase();
     match &output.target {
@@ -289,6 +487,14 @@ fn describe_output(output: &OutputSettings) -> String {
 fn decode(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> anyhow::Result<Exit> {
     let output = resolver.output()?;
     let input: Box<dyn std::io::Read> = match file {
+        // Opening a directory succeeds; only the first read fails, as an I/O error.
+        Some(path) if path.is_dir() => {
+            return Err(ConfigError::Usage(format!(
+                "{} is a directory: decode reads one file of saved raw API output (or stdin)",
+                path.display()
+            ))
+            .into());
+        }
         Some(path) if path.as_os_str() != "-" => Box::new(
             std::fs::File::open(path)
                 .map_err(|e| ConfigError::Usage(format!("cannot read {}: {e}", path.display())))?,
@@ -348,7 +554,10 @@ fn state_show(resolver: &Resolver<'_>) -> anyhow::Result<Exit> {
         .state(false)?
         .expect("state settings exist when not stateless");
     let mut out = std::io::stdout().lock();
-    let Some(state) = StateFile::new(&settings.path).load()? else {
+    let Some(state) = StateFile::new(&settings.path)
+        .load()
+        .map_err(unusable_state)?
+    else {
         writeln!(
             out,
             "no state at {}: the next run is a first run (from {} ago)",
@@ -447,9 +656,32 @@ fn state_reset(resolver: &Resolver<'_>, from: Option<&str>) -> anyhow::Result<Ex
         }
         None => None,
     };
-    let mut state = file
-        .load()?
-        .unwrap_or_else(|| State::new(&api.host, &api.config_ids.to_string()));
+    let previous = match file.load() {
+        Ok(previous) => previous,
+        // The advice for a corrupt state is this command, so it must be able to replace it.
+        Err(StateError::Corrupt { path, problem }) => {
+            let mut kept = path.clone().into_os_string();
+            kept.push(".corrupt");
+            let kept = std::path::PathBuf::from(kept);
+            std::fs::rename(&path, &kept).map_err(|source| StateError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            tracing::warn!(
+                code = "state_replaced",
+                "the state file {} is corrupt ({problem}); replacing it discards whatever it \
+                 held: the offset, the checkpoint, the committed output length (an uncommitted \
+                 tail left by a crash is not cut) and the seen-events position (events already \
+                 delivered since the new start may be delivered again). The corrupt file is \
+                 kept as {}",
+                path.display(),
+                kept.display()
+            );
+            None
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let mut state = previous.unwrap_or_else(|| State::new(&api.host, &api.config_ids.to_string()));
     state.offset = None;
     state.offset_obtained_at = None;
     state.checkpoint = checkpoint;

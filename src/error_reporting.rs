@@ -8,6 +8,7 @@ use crate::checkpoint::{LockError, StateError};
 use crate::config::ConfigError;
 use crate::output::OutputError;
 use crate::poll::RecoveriesExhausted;
+use crate::spool::SpoolError;
 use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +76,32 @@ impl From<Exit> for ExitCode {
 #[error("already reported")]
 pub struct Reported(pub Exit);
 
+/// A failure whose message already says what to fix, with the exit code it stands for: for
+/// checks that find, before the real work, what the real work would fail on.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn error(exit: Exit, message: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(Failure {
+            exit,
+            message: message.into(),
+        })
+    }
+}
+
 /// The exit code for an error: the first typed error in its chain decides.
 pub fn classify(error: &anyhow::Error) -> Exit {
     for cause in error.chain() {
         if let Some(Reported(exit)) = cause.downcast_ref::<Reported>() {
             return *exit;
+        }
+        if let Some(failure) = cause.downcast_ref::<Failure>() {
+            return failure.exit;
         }
         if let Some(error) = cause.downcast_ref::<ConfigError>() {
             return match error {
@@ -98,7 +120,10 @@ pub fn classify(error: &anyhow::Error) -> Exit {
         if cause.downcast_ref::<RecoveriesExhausted>().is_some() {
             return Exit::Api;
         }
-        if cause.downcast_ref::<OutputError>().is_some() {
+        // A spool file is local disk, like the output: not the network, not retried.
+        if cause.downcast_ref::<OutputError>().is_some()
+            || cause.downcast_ref::<SpoolError>().is_some()
+        {
             return Exit::Output;
         }
         if let Some(error) = cause.downcast_ref::<LockError>() {
@@ -126,7 +151,7 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
 pub fn log(error: &anyhow::Error) -> Exit {
     let exit = classify(error);
     let code = exit.diagnostic_code();
-    let message = format!("{error:#}");
+    let message = describe_chain(error);
     match exit {
         Exit::Locked => tracing::warn!(code, "{message}"),
         Exit::Internal => tracing::error!(
@@ -136,6 +161,25 @@ pub fn log(error: &anyhow::Error) -> Exit {
         _ => tracing::error!(code, "{message}"),
     }
     exit
+}
+
+/// The error and its causes, each said once. Many errors print their own source (thiserror's
+/// `{source}`, an io::Error rebuilt with its text), so anyhow's `{:#}` would repeat it:
+/// `cannot read x: Is a directory (os error 21): Is a directory (os error 21)`. A cause whose
+/// text the message already holds adds nothing and is skipped.
+pub fn describe_chain(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 #[cfg(test)]
@@ -152,6 +196,30 @@ mod tests {
             Err(ConfigError::Usage("bad".into())).context("while starting");
         assert_eq!(classify(&error.unwrap_err()), Exit::Usage);
         assert_eq!(classify(&anyhow::anyhow!("something odd")), Exit::Internal);
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let error = anyhow::Error::new(ConfigError::Unreadable {
+            path: "/etc/x.ini".into(),
+            source: io,
+        })
+        .context("loading the configuration");
+        let message = describe_chain(&error);
+        assert_eq!(
+            message,
+            "loading the configuration: cannot read /etc/x.ini: permission denied"
+        );
+        let distinct = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(describe_chain(&distinct), "outer: inner");
+    }
+
+    #[test]
+    fn a_failure_carries_its_own_exit_code() {
+        let error = Failure::error(Exit::Output, "cannot write x").context("checking");
+        assert_eq!(classify(&error), Exit::Output);
+        assert_eq!(describe_chain(&error), "checking: cannot write x");
     }
 
     #[test]

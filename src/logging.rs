@@ -49,7 +49,8 @@ pub fn init_early(diagnostics: Diagnostics) {
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
-/// Switch to the configured target and level.
+/// Switch to the configured target and level. The error is the log file's own: the caller
+/// knows where `log_file` was set and names it.
 pub fn configure(settings: &LogSettings) -> io::Result<()> {
     let target = match &settings.file {
         Some(path) => Target::File(open_log_file(path)?),
@@ -76,12 +77,6 @@ fn open_log_file(path: &Path) -> io::Result<File> {
         .create(true)
         .mode(0o640)
         .open(path)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open log_file {}: {e}", path.display()),
-            )
-        })
 }
 
 fn stderr_target(diagnostics: Diagnostics) -> Target {

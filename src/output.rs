@@ -240,8 +240,13 @@ impl Sink {
             target: path.display().to_string(),
             source,
         };
-        file.sync_data().map_err(error)?;
         let metadata = file.metadata().map_err(error)?;
+        if !metadata.is_file() {
+            // /dev/null, a FIFO, a terminal: nothing to sync (fsync says EINVAL) and no length
+            // to cut back to; what the writes took is all there is.
+            return Ok(None);
+        }
+        file.sync_data().map_err(error)?;
         Ok(Some(OutputPosition {
             path: path.clone(),
             device: metadata.dev(),
@@ -335,6 +340,13 @@ mod tests {
         let second = sink.commit().unwrap_err().to_string();
         assert!(second.contains("an earlier write failed"), "{second}");
         assert_eq!(sink.written(), 0);
+    }
+
+    #[test]
+    fn a_special_file_commits_without_a_position() {
+        let (mut sink, _) = Sink::file(Path::new("/dev/null"), None).unwrap();
+        sink.append(b"{\"a\":1}");
+        assert_eq!(sink.commit().unwrap(), None);
     }
 
     #[test]

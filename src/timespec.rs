@@ -4,36 +4,59 @@
 use jiff::Timestamp;
 use std::time::Duration;
 
-/// Plain numbers are seconds, as in the Python script's `window`.
+/// Plain numbers are seconds, as in the Python script's `window`. Units combine, largest
+/// first or not, with or without spaces: `1h30m`, `1h 30m` (as [`human_duration`] writes them).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    if number.is_empty() {
-        return Err(format!(
-            "`{text}` is not a duration: use seconds (300) or a number with s, m, h or d (5m)"
-        ));
-    }
-    let amount: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is too large"))?;
-    let unit_seconds = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1,
-        "m" | "min" | "mins" => 60,
-        "h" | "hour" | "hours" => 3600,
-        "d" | "day" | "days" => 86_400,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{text}`: use s, m, h or d"
-            ));
-        }
+    let not_a_duration = || {
+        format!(
+            "`{text}` is not a duration: use seconds (300) or numbers with s, m, h or d \
+             (5m, 1h30m)"
+        )
     };
-    amount
-        .checked_mul(unit_seconds)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("`{text}` is too large"))
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let seconds: u64 = text.parse().map_err(|_| format!("`{text}` is too large"))?;
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut rest = text;
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(not_a_duration());
+        }
+        let amount: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("`{text}` is too large"))?;
+        let after = rest[digits..].trim_start();
+        let unit_length = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let unit_seconds = match &after[..unit_length] {
+            "s" | "sec" | "secs" => 1,
+            "m" | "min" | "mins" => 60,
+            "h" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            // `1h30`: a bare number is only seconds on its own, never as a part.
+            "" => return Err(not_a_duration()),
+            other => {
+                return Err(format!(
+                    "unknown unit `{other}` in `{text}`: use s, m, h or d"
+                ));
+            }
+        };
+        total = amount
+            .checked_mul(unit_seconds)
+            .and_then(|seconds| total.checked_add(seconds))
+            .ok_or_else(|| format!("`{text}` is too large"))?;
+        rest = after[unit_length..].trim_start();
+    }
+    if text.is_empty() {
+        return Err(not_a_duration());
+    }
+    Ok(Duration::from_secs(total))
 }
 
 /// A point in time relative to `now` when written as `-2h` or `now`.
@@ -104,6 +127,21 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("-5").is_err());
         assert!(parse_duration("99999999999999999999").is_err());
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h 5m 3s"), Ok(Duration::from_secs(3903)));
+        assert_eq!(parse_duration("11h55m"), Ok(Duration::from_secs(42_900)));
+        assert_eq!(parse_duration("1d2h"), Ok(Duration::from_secs(93_600)));
+        assert!(parse_duration("1h30").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("1h-5m").is_err());
+    }
+
+    #[test]
+    fn human_durations_parse_back() {
+        for seconds in [0, 59, 3723, 86_400 + 60, 42_900] {
+            let duration = Duration::from_secs(seconds);
+            assert_eq!(parse_duration(&human_duration(duration)), Ok(duration));
+        }
     }
 
     #[test]
@@ -127,6 +165,10 @@ mod tests {
                 .unwrap()
                 .as_second(),
             1_741_946_405
+        );
+        assert_eq!(
+            parse_time("-11h55m", now).unwrap().as_second(),
+            1_741_946_405 - 42_900
         );
         assert!(
             parse_time("yesterday", now)

@@ -218,3 +218,95 @@ fn a_connection_reset_is_reported_once_not_wrapped_in_itself() {
         run.stderr
     );
 }
+
+#[test]
+fn a_stateful_run_refuses_a_stdout_nobody_reads_and_keeps_the_state_untouched() {
+    let harness = Harness::with_defaults();
+    let t = now();
+    let ids = harness.fake.append_events_spread(5, t - 250.0, t - 100.0);
+    // stdout is /dev/null; then closed (`>&-`, which the runtime reopens as /dev/null).
+    let to_null = common::Run::from(
+        harness
+            .command(&[])
+            .stdout(std::process::Stdio::null())
+            .output()
+            .unwrap(),
+    );
+    to_null.assert_code(6);
+    assert!(
+        to_null.stderr.contains("--output /dev/null"),
+        "{}",
+        to_null.stderr
+    );
+    let closed = common::Run::from(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "exec {} --config {} --diagnostics text >&-",
+                common::BIN,
+                harness.config.display()
+            ))
+            .current_dir(harness.dir.path())
+            .env("HOME", harness.dir.path().join("home"))
+            .output()
+            .unwrap(),
+    );
+    closed.assert_code(6);
+    assert!(
+        !harness.state_file().exists(),
+        "the state moved past nothing"
+    );
+    assert!(harness.fake.requests().is_empty(), "nothing was fetched");
+
+    // The next run with a reader gets every event; discarding is possible when asked for.
+    let run = harness.run(&["--format", "json"]);
+    run.assert_code(0);
+    assert_exactly_once(&run.ids(), ids);
+    harness.fake.append_events(3);
+    harness.run(&["--output", "/dev/null"]).assert_code(0);
+    assert_eq!(
+        harness.run(&["--format", "json"]).assert_code(0).ids(),
+        Vec::<u64>::new()
+    );
+}
+
+#[test]
+fn a_first_run_that_fills_the_disk_leaves_no_half_line_for_the_next() {
+    use std::os::unix::process::CommandExt;
+    let harness = Harness::with_defaults();
+    let t = now();
+    let ids = harness.fake.append_events_spread(300, t - 250.0, t - 100.0);
+    let output = harness.path("events.json");
+    let mut command = harness.command(&["--format", "json", "--output", output.to_str().unwrap()]);
+    // The disk is full after 20,000 bytes: writes past it fail (EFBIG) part-way through a line.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 20_000,
+                rlim_max: 20_000,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let full = common::Run::from(command.output().unwrap());
+    full.assert_code(6);
+    let text = common::read(&output);
+    assert!(
+        !text.is_empty() && !text.ends_with('\n'),
+        "the disk filled mid-line"
+    );
+    assert!(!harness.path("akamai-siem-default.state.tmp").exists());
+
+    let run = harness.run(&["--format", "json", "--output", output.to_str().unwrap()]);
+    run.assert_code(0);
+    let text = common::read(&output);
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("a merged or half line ({e}): {line:.120}"));
+    }
+    assert_exactly_once(&common::ids_in(&text), ids);
+}

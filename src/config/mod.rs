@@ -64,11 +64,13 @@ pub enum ConfigError {
         path: PathBuf,
         source: IniSyntaxError,
     },
-    #[error("{} has no section [{section}] (sections there: {available}); pass --section NAME", path.display())]
+    #[error("{} has no section [{section}] (sections there: {available}); pass {flag} NAME", path.display())]
     NoSection {
         path: PathBuf,
         section: String,
         available: String,
+        /// The flag that picks this file's section: `--section`, or `--edgerc-section`.
+        flag: &'static str,
     },
     #[error("{0}")]
     Usage(String),
@@ -141,6 +143,9 @@ pub const KEYS: &[Key] = &[
 pub fn env_name(key: &str) -> String {
     format!("AKAMAI_SIEM_{}", key.to_ascii_uppercase())
 }
+
+/// `AKAMAI_SIEM_*` variables that are not keys but choose which file and section to read.
+pub const ENV_NOT_KEYS: &[&str] = &["AKAMAI_SIEM_CONFIG", "AKAMAI_SIEM_SECTION"];
 
 pub fn find_key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)

@@ -1,6 +1,6 @@
 //! Loading the layers and answering "what is the raw value of this key, and from where?".
 
-use super::{ConfigError, Ini, KEYS, Origin, env_name, find_key};
+use super::{ConfigError, ENV_NOT_KEYS, Ini, KEYS, Origin, env_name, find_key};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -63,7 +63,7 @@ impl LoadedIni {
         })
     }
 
-    fn no_section_error(&self) -> ConfigError {
+    fn no_section_error(&self, flag: &'static str) -> ConfigError {
         let available: Vec<&str> = self.ini.section_names().collect();
         ConfigError::NoSection {
             path: self.path.clone(),
@@ -73,6 +73,7 @@ impl LoadedIni {
             } else {
                 available.join(", ")
             },
+            flag,
         }
     }
 }
@@ -149,9 +150,10 @@ impl Sources {
             && !config.ini.has_section(&section)
             && sources.credentials_from == CredentialSource::ConfigFile
         {
-            return Err(config.no_section_error());
+            return Err(config.no_section_error("--section"));
         }
         sources.warn_about_unknown_keys();
+        sources.warn_about_unknown_variables();
         sources.warn_about_readable_secrets();
         Ok(sources)
     }
@@ -190,7 +192,7 @@ impl Sources {
         };
         let edgerc = LoadedIni::read(&path, &edgerc_section)?;
         if !edgerc.ini.has_section(&edgerc_section) {
-            return Err(edgerc.no_section_error());
+            return Err(edgerc.no_section_error("--edgerc-section"));
         }
         self.edgerc = Some(edgerc);
         self.credentials_from = CredentialSource::Edgerc;
@@ -304,6 +306,22 @@ impl Sources {
         }
     }
 
+    /// A misspelt variable is as silently ignored as a misspelt key, and as surprising. Its
+    /// value is never shown: it may be a secret.
+    fn warn_about_unknown_variables(&mut self) {
+        let known = |name: &str| {
+            ENV_NOT_KEYS.contains(&name) || KEYS.iter().any(|k| env_name(k.name) == name)
+        };
+        for name in self.env.keys().filter(|name| !known(name)) {
+            let suggestion = closest_variable(name)
+                .map(|v| format!("; did you mean {v}?"))
+                .unwrap_or_default();
+            self.warnings.push(format!(
+                "environment variable {name} is not a setting and is ignored{suggestion}"
+            ));
+        }
+    }
+
     fn warn_about_readable_secrets(&mut self) {
         for file in [&self.config, &self.edgerc].into_iter().flatten() {
             let holds_secret = ["client_secret", "access_token", "client_token"]
@@ -374,6 +392,16 @@ fn closest_key(name: &str) -> Option<&'static str> {
         .filter(|(_, distance)| *distance <= 2)
         .min_by_key(|(_, distance)| *distance)
         .map(|(k, _)| k)
+}
+
+fn closest_variable(name: &str) -> Option<String> {
+    KEYS.iter()
+        .map(|k| env_name(k.name))
+        .chain(ENV_NOT_KEYS.iter().map(|v| v.to_string()))
+        .map(|v| (edit_distance(name, &v), v))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, v)| v)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -471,6 +499,29 @@ pub(crate) mod tests {
             message.contains("[prod]") && message.contains("default, staging"),
             "{message}"
         );
+        assert!(message.contains("pass --section NAME"), "{message}");
+    }
+
+    #[test]
+    fn misspelt_variables_warn_but_file_and_section_choosers_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = environment(dir.path());
+        for (name, value) in [
+            ("AKAMAI_SIEM_CLIENT_SECRE", "SECRETVALUE"),
+            ("AKAMAI_SIEM_SECTION", "default"),
+            ("AKAMAI_SIEM_LIMIT", "5"),
+        ] {
+            env.vars.insert(name.into(), value.into());
+        }
+        let mut sources = Sources::load(&Overrides::default(), env).unwrap();
+        let warnings = sources.take_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("AKAMAI_SIEM_CLIENT_SECRE is not a setting")
+                && warnings[0].contains("did you mean AKAMAI_SIEM_CLIENT_SECRET?"),
+            "{warnings:?}"
+        );
+        assert!(!warnings[0].contains("SECRETVALUE"), "{warnings:?}");
     }
 
     #[test]

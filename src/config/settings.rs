@@ -123,6 +123,15 @@ pub struct CollectSettings {
     pub spool_dir: Option<PathBuf>,
 }
 
+/// What kind of fetch the settings are for: it decides the budgets' defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// The plain fetch or a `--no-state` window: what a scheduler (Wazuh's wodle) runs.
+    Scheduled,
+    /// An explicit `--from`/`--to` replay.
+    Replay,
+}
+
 /// Builds settings groups from the loaded sources.
 pub struct Resolver<'a> {
     sources: &'a Sources,
@@ -189,7 +198,17 @@ impl<'a> Resolver<'a> {
         };
         let format = self.parsed("format", Format::Wazuh, parse_format)?;
         let max_line_bytes = self.parsed("max_line_bytes", DEFAULT_MAX_LINE_BYTES, |v| {
-            parse_in_range(v, 4096, 16 * 1024 * 1024)
+            if format == Format::Wazuh {
+                // A longer line is cut by Wazuh itself, where no marker says so.
+                parse_in_range(v, 4096, WAZUH_LINE_LIMIT).map_err(|problem| {
+                    format!(
+                        "{problem}: Wazuh reads at most {WAZUH_LINE_LIMIT} bytes per line \
+                         (the limit applies to the wazuh format only)"
+                    )
+                })
+            } else {
+                parse_in_range(v, 4096, 16 * 1024 * 1024)
+            }
         })?;
         Ok(OutputSettings {
             target,
@@ -254,8 +273,11 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    /// `None` when `stateless`: `--no-state`, replays and `check` never touch the state.
+    /// `None` when `stateless`: `--no-state` and replays never touch the state. The state keys
+    /// are validated all the same, so that a trial run by hand catches the bad value the
+    /// scheduled run would stop on.
     pub fn state(&self, stateless: bool) -> Result<Option<StateSettings>, ConfigError> {
+        let settings = self.state_settings()?;
         if stateless {
             return Ok(None);
         }
@@ -263,8 +285,19 @@ impl<'a> Resolver<'a> {
             Some((path, _)) => path,
             None => self.default_state_path()?,
         };
-        Ok(Some(StateSettings {
-            path,
+        Ok(Some(StateSettings { path, ..settings }))
+    }
+
+    /// Where `state_file` was set, for messages that name the place to fix it.
+    pub fn state_file_origin(&self) -> Origin {
+        self.sources
+            .raw("state_file")
+            .map_or(Origin::Default, |(_, origin)| origin)
+    }
+
+    fn state_settings(&self) -> Result<StateSettings, ConfigError> {
+        Ok(StateSettings {
+            path: PathBuf::new(),
             initial_lookback: self.parsed("initial_lookback", Duration::from_secs(300), |v| {
                 parse_duration_in(v, Duration::from_secs(1), API_HORIZON)
             })?,
@@ -281,7 +314,7 @@ impl<'a> Resolver<'a> {
             dedup_capacity: self.parsed("dedup_capacity", 200_000, |v| {
                 parse_in_range(v, 0, 5_000_000)
             })?,
-        }))
+        })
     }
 
     /// Beside the config file (or the .edgerc), named after the section, so two sections of one
@@ -306,10 +339,18 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    pub fn collect(&self, output: &OutputSettings) -> Result<CollectSettings, ConfigError> {
-        let (default_events, default_bytes) = match output.target {
-            OutputTarget::Stdout => (WODLE_MAX_EVENTS, WODLE_MAX_BYTES),
-            OutputTarget::File(_) => (FILE_MAX_EVENTS, FILE_MAX_BYTES),
+    /// The run's settings. `run` decides the budgets' defaults: the stdout ones fit Wazuh's
+    /// wodle, which a scheduled run feeds; an explicit replay (`--from`) is a person asking for a
+    /// whole window, so it gets the file route's defaults, and only a budget given explicitly
+    /// (flag, environment, file) cuts it short.
+    pub fn collect(
+        &self,
+        output: &OutputSettings,
+        run: RunKind,
+    ) -> Result<CollectSettings, ConfigError> {
+        let (default_events, default_bytes) = match (&output.target, run) {
+            (OutputTarget::Stdout, RunKind::Scheduled) => (WODLE_MAX_EVENTS, WODLE_MAX_BYTES),
+            (OutputTarget::File(_), _) | (_, RunKind::Replay) => (FILE_MAX_EVENTS, FILE_MAX_BYTES),
         };
         Ok(CollectSettings {
             limit: self.parsed("limit", 10_000, |v| parse_in_range(v, 1, MAX_LIMIT))?,
@@ -376,6 +417,21 @@ pub fn normalise_host(raw: &str) -> Result<String, String> {
         return Err(format!(
             "`{host}` is not a host name: give only the API host, \
              e.g. akab-xxxx.luna.akamaiapis.net"
+        ));
+    }
+    // `name:port`, where an IPv6 literal keeps its colons inside brackets.
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') || name.ends_with(']') => (name, Some(port)),
+        _ => (host, None),
+    };
+    if name.is_empty() {
+        return Err(format!("`{host}` names no host before the port"));
+    }
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err(format!(
+            "`{host}` has an impossible port `{port}`: a port is a number from 1 to 65535"
         ));
     }
     Ok(host.to_string())
@@ -525,7 +581,10 @@ mod tests {
         assert_eq!(api.config_ids.to_string(), "1234;5678");
         assert_eq!(api.client_secret.expose(), "c2VjcmV0");
         let collect = Resolver::new(&sources)
-            .collect(&Resolver::new(&sources).output().unwrap())
+            .collect(
+                &Resolver::new(&sources).output().unwrap(),
+                RunKind::Scheduled,
+            )
             .unwrap();
         assert_eq!(collect.limit, 10_000);
         assert_eq!(collect.window, Duration::from_secs(300));
@@ -537,7 +596,7 @@ mod tests {
         let (_dir, sources) = sources_with(&format!("{SEED}limit = 0\n"), vec![]);
         let output = Resolver::new(&sources).output().unwrap();
         let message = Resolver::new(&sources)
-            .collect(&output)
+            .collect(&output, RunKind::Scheduled)
             .unwrap_err()
             .to_string();
         assert!(message.contains(NAME), "{message}");
@@ -553,7 +612,7 @@ mod tests {
         let (_dir, sources) = sources_with(SEED, vec![("limit", "600001".into())]);
         let output = Resolver::new(&sources).output().unwrap();
         let message = Resolver::new(&sources)
-            .collect(&output)
+            .collect(&output, RunKind::Scheduled)
             .unwrap_err()
             .to_string();
         assert!(message.starts_with("flag --limit"), "{message}");
@@ -603,6 +662,15 @@ mod tests {
             normalise_host(" 127.0.0.1:8443 ").unwrap(),
             "127.0.0.1:8443"
         );
+        assert_eq!(normalise_host("[::1]:8443").unwrap(), "[::1]:8443");
+        assert!(
+            normalise_host("127.0.0.1:99999")
+                .unwrap_err()
+                .contains("99999")
+        );
+        assert!(normalise_host("127.0.0.1:0").is_err());
+        assert!(normalise_host("h:").is_err());
+        assert!(normalise_host(":443").is_err());
         assert!(normalise_host("http://a.example.net").is_err());
         assert!(normalise_host("a.example.net/siem").is_err());
     }
@@ -629,8 +697,28 @@ mod tests {
         let (_dir, sources) = sources_with(SEED, vec![("output", "/tmp/x.json".into())]);
         let output = Resolver::new(&sources).output().unwrap();
         assert_eq!(output.target, OutputTarget::File("/tmp/x.json".into()));
-        let collect = Resolver::new(&sources).collect(&output).unwrap();
+        let collect = Resolver::new(&sources)
+            .collect(&output, RunKind::Scheduled)
+            .unwrap();
         assert_eq!(collect.max_events, FILE_MAX_EVENTS);
+    }
+
+    #[test]
+    fn a_replay_lifts_only_the_default_stdout_budget() {
+        let (_dir, sources) = sources_with(SEED, vec![]);
+        let output = Resolver::new(&sources).output().unwrap();
+        let replay = Resolver::new(&sources)
+            .collect(&output, RunKind::Replay)
+            .unwrap();
+        assert_eq!(
+            (replay.max_events, replay.max_bytes),
+            (FILE_MAX_EVENTS, FILE_MAX_BYTES)
+        );
+        let (_dir, sources) = sources_with(&format!("{SEED}max_events = 5\n"), vec![]);
+        let replay = Resolver::new(&sources)
+            .collect(&output, RunKind::Replay)
+            .unwrap();
+        assert_eq!(replay.max_events, 5);
     }
 
     #[test]
