@@ -3,18 +3,14 @@
 use akamai_siem::decode::decode_event;
 use akamai_siem::event::Value;
 use akamai_siem::page::parse_context;
-use std::path::Path;
+
+mod shared_folder;
 
 #[test]
 fn shared_sample_decodes_byte_for_byte() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples");
-    if !dir.is_dir() {
-        eprintln!(
-            "notice: {} not found; skipping the shared sample",
-            dir.display()
-        );
+    let Some(dir) = shared_folder::shared_folder("samples") else {
         return;
-    }
+    };
     let response = std::fs::read_to_string(dir.join("siem_response.ndjson")).unwrap();
     let expected = std::fs::read_to_string(dir.join("siem_events_decoded.ndjson")).unwrap();
     let mut decoded = Vec::new();

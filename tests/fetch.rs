@@ -2,6 +2,7 @@
 //! followed, faults handled with the documented exit codes, nothing printed twice.
 
 mod common;
+mod shared_folder;
 
 use common::{Harness, assert_exactly_once, now};
 use fake_akamai::{EventSize, Fault, LineStyle, Options};
@@ -322,11 +323,9 @@ fn replay_takes_a_range_within_twelve_hours() {
 
 #[test]
 fn decode_reproduces_the_shared_decoded_sample() {
-    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples");
-    if !samples.is_dir() {
-        eprintln!("notice: no ../shared/samples; skipping");
+    let Some(samples) = shared_folder::shared_folder("samples") else {
         return;
-    }
+    };
     let harness = Harness::with_defaults();
     let response = samples.join("siem_response.ndjson");
     let run = harness.run(&["decode", response.to_str().unwrap(), "--format", "json"]);

@@ -2,6 +2,7 @@
 //! and which rule each kind of event triggers.
 
 mod common;
+mod shared_folder;
 
 use akamai_siem::config::{Format, OutputSettings, OutputTarget};
 use akamai_siem::event::Value;
@@ -125,11 +126,10 @@ fn the_richest_event_stays_under_the_field_limit() {
 
 #[test]
 fn the_shared_sample_keeps_its_wazuh_shape() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/siem_response.ndjson");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("notice: {} not found; skipping", path.display());
+    let Some(samples) = shared_folder::shared_folder("samples") else {
         return;
     };
+    let text = std::fs::read_to_string(samples.join("siem_response.ndjson")).unwrap();
     let lines: Vec<String> = text
         .lines()
         .filter(|l| l.contains("\"akamai_siem\""))
@@ -459,8 +459,8 @@ fn each_kind_of_event_triggers_its_rule() {
     ));
 
     // The shared sample's three events.
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/siem_response.ndjson");
-    if let Ok(text) = std::fs::read_to_string(path) {
+    if let Some(samples) = shared_folder::shared_folder("samples") {
+        let text = std::fs::read_to_string(samples.join("siem_response.ndjson")).unwrap();
         let samples: Vec<&str> = text
             .lines()
             .filter(|l| l.contains("\"akamai_siem\""))

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install akamai-siem on a Wazuh manager: the binary, a private config (never overwriting one
 # that exists), and the rules. Prints the ossec.conf snippet to add. Safe to run again.
+# Directories that exist already (Wazuh's own) keep their owner and mode.
 #
 #   sudo wazuh/install.sh [--binary PATH] [--route wodle|file] [--prefix /var/ossec]
 #
-# --binary   the akamai-siem binary (default: target/release/akamai-siem, then
-#            target/x86_64-unknown-linux-musl/release/akamai-siem, then ./akamai-siem)
+# --binary   the akamai-siem binary (default: $CARGO_TARGET_DIR, else target/, then
+#            release/akamai-siem, x86_64-unknown-linux-musl/release/akamai-siem, ./akamai-siem)
 # --route    which ossec.conf snippet to print (default: wodle)
 # --prefix   Wazuh's installation directory (default: /var/ossec)
 set -euo pipefail
@@ -24,21 +25,26 @@ while [ $# -gt 0 ]; do
     --binary) binary=${2:?--binary needs a path}; shift 2 ;;
     --route) route=${2:?--route needs wodle or file}; shift 2 ;;
     --prefix) prefix=${2:?--prefix needs a directory}; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (try --help)" ;;
   esac
 done
 case "$route" in wodle|file) ;; *) die "--route must be wodle or file" ;; esac
 
 if [ -z "$binary" ]; then
-  for candidate in "$root/target/release/akamai-siem" \
-                   "$root/target/x86_64-unknown-linux-musl/release/akamai-siem" \
+  # Where cargo builds: a relative CARGO_TARGET_DIR is relative to the caller's directory, as
+  # for cargo itself.
+  target=${CARGO_TARGET_DIR:-$root/target}
+  for candidate in "$target/release/akamai-siem" \
+                   "$target/x86_64-unknown-linux-musl/release/akamai-siem" \
                    "$here/akamai-siem" "./akamai-siem"; do
     if [ -x "$candidate" ]; then binary=$candidate; break; fi
   done
 fi
 [ -n "$binary" ] && [ -x "$binary" ] || die "no akamai-siem binary found: build it (cargo build --release) or pass --binary PATH"
 [ -d "$prefix" ] || die "$prefix does not exist: is this a Wazuh manager? (or pass --prefix)"
+# Absolute: the wodle runs the command without a shell, and the printed paths are copied.
+prefix=$(cd "$prefix" && pwd)
 
 # The wazuh group owns Wazuh's files. Ownership is set only when running as root (a test
 # prefix, or a non-root dry install, keeps the caller's).
@@ -47,12 +53,18 @@ if getent group wazuh >/dev/null 2>&1; then group=wazuh; fi
 own() {
   if [ "$(id -u)" -eq 0 ]; then echo "-o root -g $1"; fi
 }
+# Creates a directory with this mode and group; one that exists is left exactly as it is:
+# $prefix/etc/rules and the like belong to Wazuh, and its own upgrades set them.
+new_dir() {
+  local mode=$1 dir_group=$2 dir=$3
+  if [ ! -d "$dir" ]; then install -d -m "$mode" $(own "$dir_group") "$dir"; fi
+}
 
 wodle_dir="$prefix/wodles/akamai"
 rules_dir="$prefix/etc/rules"
 config="$wodle_dir/akamai_config.ini"
 
-install -d -m 0750 $(own "$group") "$wodle_dir"
+new_dir 0750 "$group" "$wodle_dir"
 install -m 0750 $(own "$group") "$binary" "$wodle_dir/akamai-siem"
 echo "binary   $wodle_dir/akamai-siem ($("$wodle_dir/akamai-siem" --version))"
 
@@ -64,19 +76,41 @@ else
 fi
 chmod 0600 "$config"
 
-install -d -m 0770 $(own "$group") "$rules_dir"
+new_dir 0770 "$group" "$rules_dir"
 rules="$rules_dir/akamai_rules.xml"
 if [ -e "$rules" ] && ! cmp -s "$root/wazuh/akamai_rules.xml" "$rules"; then
-  cp -p "$rules" "$rules.bak"
-  echo "rules    $rules differed from this release: saved as $rules.bak"
+  # A new name each time: an earlier backup may hold the only copy of an older local edit.
+  backup="$rules.bak.$(date -u +%Y%m%dT%H%M%SZ)"
+  n=1
+  while [ -e "$backup" ]; do backup="$rules.bak.$(date -u +%Y%m%dT%H%M%SZ).$n"; n=$((n + 1)); done
+  cp -p "$rules" "$backup"
+  echo "rules    $rules differed from this release: saved as $backup"
 fi
 install -m 0660 $(own "$group") "$root/wazuh/akamai_rules.xml" "$rules"
 echo "rules    $rules (ids 110000-110999)"
 
+# The shipped snippets, cron line and units name the default prefix.
+at_prefix() {
+  local line
+  while IFS= read -r line; do printf '%s\n' "${line//\/var\/ossec/"$prefix"}"; done
+}
+if [ "$prefix" = /var/ossec ]; then
+  adapt=
+else
+  adapt="
+     They name /var/ossec: replace it with $prefix in the copies."
+fi
+
 if [ "$route" = file ]; then
-  install -d -m 0750 $(own "$group") "$prefix/logs/akamai"
+  new_dir 0750 "$group" "$prefix/logs/akamai"
   snippet="$root/wazuh/ossec-localfile.xml"
-  run_hint="Schedule: cp $root/config/akamai-siem.cron /etc/cron.d/akamai-siem (or the systemd timer in config/), edit its paths."
+  run_hint="Schedule it, with cron:
+       cp $root/config/akamai-siem.cron /etc/cron.d/akamai-siem
+     or with a systemd timer:
+       cp $root/config/akamai-siem.service $root/config/akamai-siem.timer /etc/systemd/system/
+       systemctl daemon-reload && systemctl enable --now akamai-siem.timer
+     and rotate its files:
+       cp $root/wazuh/akamai-siem.logrotate /etc/logrotate.d/akamai-siem$adapt"
 else
   snippet="$root/wazuh/ossec-wodle.xml"
   run_hint="The wodle runs it every 5 minutes."
@@ -89,7 +123,7 @@ Next:
        $wodle_dir/akamai-siem --config $config check
   2. Add this inside <ossec_config> of $prefix/etc/ossec.conf (if it is not there yet):
 
-$(grep -v '^\s*$' "$snippet" | sed 's/^/       /')
+$(grep -v '^\s*$' "$snippet" | at_prefix | sed 's/^/       /')
 
   3. Restart: systemctl restart wazuh-manager. $run_hint
   4. Verify the rules: $prefix/bin/wazuh-logtest, then paste one line of
