@@ -14,7 +14,7 @@ use crate::format::Formatter;
 use crate::lines::{Line, Lines, ReadChunks};
 use crate::logging;
 use crate::output::Sink;
-use crate::page::{PageEnd, PageReader, PageStats, parse_context};
+use crate::page::{PageEnd, PageReader, PageStats, note_bad_line, parse_context};
 use crate::poll::{HORIZON, Query, Request, SAFETY_LAG};
 use crate::signals::Signals;
 use crate::timespec::{describe, human_duration, parse_time};
@@ -508,26 +508,35 @@ fn decode(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> anyhow::Re
     let mut formatter = Formatter::new(&output);
     let mut lines = Lines::new(ReadChunks::new(input, 256 * 1024), 8 * 1024 * 1024);
     let mut line_buffer = Vec::new();
-    let (mut events, mut bad) = (0u64, 0u64);
+    let mut events = 0u64;
+    let mut bad = PageStats::default();
     while let Some(line) = lines.next_line()? {
-        let bytes = match line {
-            Line::Complete(bytes) | Line::Unterminated(bytes) => bytes,
-            Line::Oversized { .. } => {
-                bad += 1;
-                continue;
+        let shrunk;
+        let (raw, value) = match line {
+            Line::Oversized { shrunk: s, .. } => {
+                shrunk = s;
+                match crate::page::oversized_event(&shrunk) {
+                    Some(event) => event,
+                    None => {
+                        note_bad_line(&mut bad, &shrunk.start);
+                        continue;
+                    }
+                }
             }
-        };
-        let raw = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        // Saved output may hold several pages: their context lines are skipped, not events.
-        let value = match crate::format::parse_event(raw) {
-            Ok(value @ Value::Object(_)) if parse_context(&value).is_none() => value,
-            Ok(Value::Object(_)) => continue,
-            _ => {
-                bad += 1;
-                continue;
+            Line::Complete(bytes) | Line::Unterminated(bytes) => {
+                let raw = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                if raw.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                // Saved output may hold several pages: their context lines are skipped.
+                match crate::format::parse_event(raw) {
+                    Ok(value @ Value::Object(_)) if parse_context(&value).is_none() => (raw, value),
+                    Ok(Value::Object(_)) => continue,
+                    _ => {
+                        note_bad_line(&mut bad, raw);
+                        continue;
+                    }
+                }
             }
         };
         line_buffer.clear();
@@ -539,10 +548,12 @@ fn decode(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> anyhow::Re
         events += 1;
     }
     sink.commit()?;
-    if bad > 0 {
+    if bad.bad_lines > 0 {
         tracing::warn!(
             code = "bad_lines",
-            "skipped {bad} line(s) that are not JSON events"
+            "skipped {} line(s) that are not JSON events; the first began: {}",
+            bad.bad_lines,
+            bad.first_bad_line.as_deref().unwrap_or("")
         );
     }
     tracing::info!(code = "summary", "decoded {events} event(s)");

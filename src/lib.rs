@@ -22,6 +22,7 @@ pub mod page;
 pub mod poll;
 pub mod retry;
 pub mod secret;
+pub mod shrink;
 pub mod signals;
 pub mod spool;
 pub mod timespec;

@@ -4,6 +4,7 @@
 //! valid events in two; only `\n` ends a line here. A line is lent straight out of its chunk
 //! when it does not straddle two, so the common case copies nothing.
 
+use crate::shrink::{Shrinker, Shrunk};
 use memchr::memchr;
 
 /// Something that yields the stream's chunks in order.
@@ -57,15 +58,16 @@ pub enum Line<'a> {
     /// Bytes after the last `\n` at the end of the stream: a final line without newline, or
     /// half a line of a cut response. Only the caller can tell which.
     Unterminated(&'a [u8]),
-    /// A line longer than the limit; its bytes were discarded, its start is kept for the report.
-    Oversized { length: usize, start: Vec<u8> },
+    /// A line longer than the limit, shrunk as it streamed past (see [`crate::shrink`]);
+    /// `terminated` as for the other kinds.
+    Oversized { shrunk: Shrunk, terminated: bool },
 }
 
 enum Found {
     InChunk(usize, usize),
     InPartial,
     Unterminated,
-    Oversized(usize, Vec<u8>),
+    Oversized(Shrunk, bool),
     End,
 }
 
@@ -76,14 +78,11 @@ pub struct Lines<S> {
     partial: Vec<u8>,
     /// `partial` was lent out last time and must be emptied before reuse.
     partial_lent: bool,
-    /// Inside an oversized line: drop bytes until its `\n`.
-    oversized: Option<(usize, Vec<u8>)>,
+    /// Inside an oversized line: its bytes go to the shrinker until its `\n`.
+    oversized: Option<Shrinker>,
     max_line: usize,
     finished: bool,
 }
-
-/// The start of an oversized line kept for its report.
-const OVERSIZED_START: usize = 200;
 
 impl<S: ChunkSource> Lines<S> {
     pub fn new(source: S, max_line: usize) -> Self {
@@ -119,7 +118,7 @@ impl<S: ChunkSource> Lines<S> {
                 self.partial_lent = true;
                 Some(Line::Unterminated(&self.partial))
             }
-            Found::Oversized(length, start) => Some(Line::Oversized { length, start }),
+            Found::Oversized(shrunk, terminated) => Some(Line::Oversized { shrunk, terminated }),
             Found::End => None,
         })
     }
@@ -132,39 +131,39 @@ impl<S: ChunkSource> Lines<S> {
                     Some(index) => {
                         let start = self.position;
                         self.position += index + 1;
-                        if let Some((length, start)) = self.oversized.take() {
-                            return Ok(Found::Oversized(length + index, start));
+                        if let Some(mut shrinker) = self.oversized.take() {
+                            shrinker.feed(&rest[..index]);
+                            return Ok(Found::Oversized(shrinker.finish(), true));
                         }
                         if self.partial.is_empty() {
                             if index > self.max_line {
-                                return Ok(Found::Oversized(
-                                    index,
-                                    oversized_start(&rest[..index]),
-                                ));
+                                let mut shrinker = Shrinker::new();
+                                shrinker.feed(&rest[..index]);
+                                return Ok(Found::Oversized(shrinker.finish(), true));
                             }
                             return Ok(Found::InChunk(start, start + index));
                         }
                         self.partial.extend_from_slice(&rest[..index]);
                         if self.partial.len() > self.max_line {
-                            let found = Found::Oversized(
-                                self.partial.len(),
-                                oversized_start(&self.partial),
-                            );
+                            let mut shrinker = Shrinker::new();
+                            shrinker.feed(&self.partial);
                             self.partial.clear();
-                            return Ok(found);
+                            return Ok(Found::Oversized(shrinker.finish(), true));
                         }
                         return Ok(Found::InPartial);
                     }
                     None => {
                         self.position = self.chunk.len();
-                        if let Some((length, _)) = &mut self.oversized {
-                            *length += rest.len();
+                        if let Some(shrinker) = &mut self.oversized {
+                            shrinker.feed(rest);
                         } else {
                             self.partial.extend_from_slice(rest);
                             if self.partial.len() > self.max_line {
-                                let start = oversized_start(&self.partial);
-                                self.oversized = Some((self.partial.len(), start));
-                                self.partial.clear();
+                                // Too long to hold: from here on it is shrunk as it streams.
+                                let mut shrinker = Shrinker::new();
+                                shrinker.feed(&self.partial);
+                                self.partial = Vec::new();
+                                self.oversized = Some(shrinker);
                             }
                         }
                     }
@@ -181,8 +180,8 @@ impl<S: ChunkSource> Lines<S> {
                 }
                 None => {
                     self.finished = true;
-                    if let Some((length, start)) = self.oversized.take() {
-                        return Ok(Found::Oversized(length, start));
+                    if let Some(shrinker) = self.oversized.take() {
+                        return Ok(Found::Oversized(shrinker.finish(), false));
                     }
                     if !self.partial.is_empty() {
                         return Ok(Found::Unterminated);
@@ -192,10 +191,6 @@ impl<S: ChunkSource> Lines<S> {
             }
         }
     }
-}
-
-fn oversized_start(bytes: &[u8]) -> Vec<u8> {
-    bytes[..OVERSIZED_START.min(bytes.len())].to_vec()
 }
 
 #[cfg(test)]
@@ -225,9 +220,12 @@ mod tests {
             out.push(match line {
                 Line::Complete(l) => format!("C:{}", String::from_utf8_lossy(l)),
                 Line::Unterminated(l) => format!("U:{}", String::from_utf8_lossy(l)),
-                Line::Oversized { length, start } => {
-                    format!("O:{length}:{}", String::from_utf8_lossy(&start))
-                }
+                Line::Oversized { shrunk, terminated } => format!(
+                    "O{}:{}:{}",
+                    if terminated { "" } else { "U" },
+                    shrunk.length,
+                    String::from_utf8_lossy(&shrunk.start)
+                ),
             });
         }
         out
@@ -279,7 +277,7 @@ mod tests {
         let lines = lines_of(&[b"ok\n", &[b'y'; 30]], 20);
         assert_eq!(
             lines,
-            vec!["C:ok".to_string(), format!("O:30:{}", "y".repeat(30))]
+            vec!["C:ok".to_string(), format!("OU:30:{}", "y".repeat(30))]
         );
     }
 
@@ -290,6 +288,34 @@ mod tests {
             lines,
             vec!["C:short", "O:25:this line is far too long", "C:end"]
         );
+    }
+
+    #[test]
+    fn an_oversized_event_is_shrunk_whatever_its_chunks() {
+        let event = format!(
+            "{{\"type\":\"akamai_siem\",\"big\":\"{}\"}}",
+            "b".repeat(5_000)
+        );
+        let text = format!("ok\n{event}\r\nnext\n");
+        for chunk in [1, 13, 4_096, text.len()] {
+            let source = Chunks(
+                text.as_bytes()
+                    .chunks(chunk)
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+            let mut lines = Lines::new(source, 1_000);
+            assert_eq!(lines.next_line().unwrap(), Some(Line::Complete(b"ok")));
+            let Some(Line::Oversized { shrunk, terminated }) = lines.next_line().unwrap() else {
+                panic!("chunk {chunk}: not oversized")
+            };
+            assert!(terminated);
+            assert_eq!(shrunk.hash, crate::checkpoint::event_hash(event.as_bytes()));
+            let value: serde_json::Value = serde_json::from_slice(&shrunk.json.unwrap()).unwrap();
+            assert_eq!(value["big"].as_str().unwrap().len(), 5_000);
+            assert_eq!(lines.next_line().unwrap(), Some(Line::Complete(b"next")));
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::config::OutputSettings;
 use crate::event::Value;
 use crate::format::{Formatted, Formatter};
 use crate::lines::{ChunkSource, Line, Lines};
+use crate::shrink::Shrunk;
 use crate::spool::{self, Failure};
 use std::collections::VecDeque;
 use std::io::Read;
@@ -243,8 +244,8 @@ enum Item {
         terminated: bool,
     },
     Oversized {
-        length: usize,
-        start: Vec<u8>,
+        shrunk: Shrunk,
+        terminated: bool,
     },
 }
 
@@ -266,13 +267,16 @@ where
         data: Vec::with_capacity(BATCH_BYTES + 4096),
         items: Vec::new(),
     };
-    while batch.data.len() < BATCH_BYTES && batch.items.len() < BATCH_LINES {
+    // Shrunk oversized lines count too, so a batch of them stays about BATCH_BYTES.
+    let mut shrunk_bytes = 0;
+    while batch.data.len() + shrunk_bytes < BATCH_BYTES && batch.items.len() < BATCH_LINES {
         let (bytes, terminated) = match lines.next_line() {
             Ok(Some(Line::Complete(bytes))) => (bytes, true),
             Ok(Some(Line::Unterminated(bytes))) => (bytes, false),
-            Ok(Some(Line::Oversized { length, start })) => {
-                stats.bytes += length as u64 + 1;
-                batch.items.push(Item::Oversized { length, start });
+            Ok(Some(Line::Oversized { shrunk, terminated })) => {
+                stats.bytes += shrunk.length as u64 + u64::from(terminated);
+                shrunk_bytes += shrunk.json.as_ref().map_or(0, Vec::len);
+                batch.items.push(Item::Oversized { shrunk, terminated });
                 continue;
             }
             Ok(None) => return (batch, Some(Ok(()))),
@@ -319,8 +323,27 @@ fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
     for item in batch.items {
         let (range, terminated) = match item {
             Item::Line { range, terminated } => (range, terminated),
-            Item::Oversized { length, start } => {
-                records.push(Record::Oversized { length, start });
+            Item::Oversized { shrunk, terminated } => {
+                let record = match oversized_event(&shrunk) {
+                    Some((json, value)) => {
+                        let start = event_start(&value);
+                        let begin = output.len();
+                        let mut formatted = formatter.write(json, value, &mut output);
+                        formatted.shrunk = true;
+                        Record::Event {
+                            hash: shrunk.hash,
+                            start,
+                            output: begin..output.len(),
+                            formatted,
+                        }
+                    }
+                    None if !terminated => Record::CutTail,
+                    None => Record::Oversized {
+                        length: shrunk.length,
+                        start: shrunk.start.clone(),
+                    },
+                };
+                records.push(record);
                 continue;
             }
         };
@@ -352,6 +375,16 @@ fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
         records.push(record);
     }
     FormattedBatch { output, records }
+}
+
+/// The event an oversized line was shrunk to, with the JSON it is parsed from; `None` when the
+/// line was not a JSON event (its hash is still the raw line's: `shrunk.hash`).
+pub fn oversized_event(shrunk: &Shrunk) -> Option<(&[u8], Value<'_>)> {
+    let json = shrunk.json.as_deref()?;
+    match crate::format::parse_event(json) {
+        Ok(value @ Value::Object(_)) if parse_context(&value).is_none() => Some((json, value)),
+        _ => None,
+    }
 }
 
 fn event_start(event: &Value<'_>) -> Option<f64> {
@@ -417,7 +450,8 @@ impl PageState {
                     note_bad_line(stats, &start);
                     tracing::error!(
                         code = "bad_line",
-                        "skipped a response line of {length} bytes, over the line limit"
+                        "a response line of {length} bytes, too long to hold, is not a JSON \
+                         event: skipped"
                     );
                 }
                 Record::CutTail => return Ok(false),
@@ -555,7 +589,8 @@ fn pump(mut body: PageBody, producer: spool::Producer) {
     }
 }
 
-fn note_bad_line(stats: &mut PageStats, line: &[u8]) {
+/// Count a line that is not a JSON event, keeping the first one's start for the report.
+pub fn note_bad_line(stats: &mut PageStats, line: &[u8]) {
     stats.bad_lines += 1;
     if stats.first_bad_line.is_none() {
         // Bytes, not text: show printable ASCII only, so nothing odd reaches a terminal or log.

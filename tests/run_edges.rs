@@ -310,3 +310,49 @@ fn a_first_run_that_fills_the_disk_leaves_no_half_line_for_the_next() {
     }
     assert_exactly_once(&common::ids_in(&text), ids);
 }
+
+#[test]
+fn an_event_larger_than_the_line_limit_is_delivered_shrunk_once() {
+    let harness = Harness::with_defaults();
+    let t = now();
+    let small = harness.fake.append_events_at(2, t - 200.0);
+    let big = harness.fake.append_large_event(11_500_000);
+    let after = harness.fake.append_events(2);
+    for format in ["wazuh", "json"] {
+        let output = harness.path(&format!("{format}.json"));
+        let state = harness.path(&format!("{format}.state"));
+        let args = [
+            "--format",
+            format,
+            "--output",
+            output.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ];
+        let run = harness.run(&args);
+        run.assert_code(0);
+        assert!(!run.stderr.contains("skipped"), "{}", run.stderr);
+        let text = common::read(&output);
+        assert_exactly_once(&common::ids_in(&text), small.start..after.end);
+        let line = text
+            .lines()
+            .find(|l| fake_akamai::event_id(l) == Some(big))
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        if format == "wazuh" {
+            assert!(line.len() <= 60_000, "{} bytes", line.len());
+            assert!(line.starts_with("{\"integration\":\"akamai\""));
+        } else {
+            assert!(line.len() < 2 * 1024 * 1024, "{} bytes", line.len());
+            let original: u64 = value["oversizedEvent"]["originalBytes"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(original > 11_000_000, "{original}");
+        }
+        // The offset moved past it exactly once: the next run has nothing new.
+        harness.run(&args).assert_code(0);
+        assert_eq!(common::read(&output), text);
+    }
+}

@@ -168,12 +168,17 @@ fn under_a_merged_pipe_an_authentication_failure_emits_only_json() {
     let (code, text) = on_a_merged_pipe(command);
     assert_eq!(code, Some(4));
     assert!(!text.is_empty());
-    for line in text.lines() {
-        let value: Json =
-            serde_json::from_str(line).unwrap_or_else(|_| panic!("free text: {line}"));
-        assert_eq!(value["integration"], "akamai");
-        assert_eq!(value["collector"]["code"], "auth_failed", "{line}");
-    }
+    let codes: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let value: Json =
+                serde_json::from_str(line).unwrap_or_else(|_| panic!("free text: {line}"));
+            assert_eq!(value["integration"], "akamai");
+            value["collector"]["code"].as_str().unwrap().to_string()
+        })
+        .collect();
+    // The cause, then (as after every run) the summary, last.
+    assert_eq!(codes, ["auth_failed", "summary"], "{text}");
     for secret in harness.secrets() {
         assert!(!text.contains(&secret));
     }

@@ -15,5 +15,5 @@ mod seen;
 mod state_file;
 
 pub use lock::{LockError, RunLock};
-pub use seen::{Seen, event_hash};
+pub use seen::{EventHasher, Seen, event_hash};
 pub use state_file::{OutputPosition, RunRecord, SeenPosition, State, StateError, StateFile};

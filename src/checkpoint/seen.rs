@@ -16,12 +16,32 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub fn event_hash(raw_event: &[u8]) -> u64 {
-    let digest = Sha256::digest(raw_event);
-    u64::from_le_bytes(
-        digest[..8]
-            .try_into()
-            .expect("a SHA-256 digest has 32 bytes"),
-    )
+    let mut hasher = EventHasher::new();
+    hasher.update(raw_event);
+    hasher.finish()
+}
+
+/// [`event_hash`] of a line that arrives in pieces (one too long to hold whole).
+#[derive(Clone, Default)]
+pub struct EventHasher(Sha256);
+
+impl EventHasher {
+    pub fn new() -> EventHasher {
+        EventHasher(Sha256::new())
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(self) -> u64 {
+        let digest = self.0.finalize();
+        u64::from_le_bytes(
+            digest[..8]
+                .try_into()
+                .expect("a SHA-256 digest has 32 bytes"),
+        )
+    }
 }
 
 /// The keys are already uniformly distributed hashes: hashing them again is wasted work.
