@@ -2,16 +2,16 @@
 //! the checkout and is not part of it. Rust's test harness cannot report a test as skipped, and it
 //! hides a passing test's output, so a test that returned early when the folder was missing would
 //! look exactly like one that checked something. Hence: a missing folder fails the test with a
-//! message saying what to do, unless the run asks to skip (`AKAMAI_SIEM_SKIP_SHARED=1`, a
-//! deliberate choice, for a clone without the folder). `AKAMAI_SIEM_REQUIRE_SHARED=1` (set by
+//! message saying what to do, unless the run asks to skip (`TESTS_SKIP_SHARED=1`, a
+//! deliberate choice, for a clone without the folder). `TESTS_REQUIRE_SHARED=1` (set by
 //! `.ci/run`) overrides a skip inherited from the environment, so CI never skips.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-pub const REQUIRE_VAR: &str = "AKAMAI_SIEM_REQUIRE_SHARED";
-pub const SKIP_VAR: &str = "AKAMAI_SIEM_SKIP_SHARED";
+pub const REQUIRE_VAR: &str = "TESTS_REQUIRE_SHARED";
+pub const SKIP_VAR: &str = "TESTS_SKIP_SHARED";
 
 /// `../shared/<relative>` if it is a directory; `None` only when the run asked to skip it.
 /// Panics otherwise, naming the folder and the two variables.
