@@ -1,23 +1,24 @@
 //! The commands: what each one needs from the configuration, and what it prints.
 
-use crate::api::Client;
 use crate::checkpoint::{RunLock, State, StateError, StateFile};
 use crate::cli::{Cli, Command, StateCommand};
+use crate::collect::plan::{HORIZON, SAFETY_LAG};
+use crate::collect::signals::Signals;
 use crate::collect::{self, RunSetup, Start, StopReason, Summary};
+use crate::config::timespec::{describe, human_duration, parse_time};
 use crate::config::{
     ConfigError, Diagnostics, Environment, Origin, OutputSettings, OutputTarget, Resolver, RunKind,
     Sources,
 };
-use crate::error_reporting::{self, Exit, Failure};
-use crate::event::Value;
-use crate::format::Formatter;
-use crate::lines::{Line, Lines, ReadChunks};
-use crate::logging;
-use crate::output::Sink;
-use crate::page::{PageEnd, PageReader, PageStats, note_bad_line, parse_context};
-use crate::poll::{HORIZON, Query, Request, SAFETY_LAG};
-use crate::signals::Signals;
-use crate::timespec::{describe, human_duration, parse_time};
+use crate::diagnostics::error_reporting::{self, Exit, Failure};
+use crate::diagnostics::logging;
+use crate::pipeline::event::Value;
+use crate::pipeline::format::Formatter;
+use crate::sink::Sink;
+use crate::source::api::Client;
+use crate::source::api::{Query, Request};
+use crate::source::lines::{Line, Lines, ReadChunks};
+use crate::source::page::{PageEnd, PageReader, PageStats, note_bad_line, parse_context};
 use anyhow::Context as _;
 use std::io::Write;
 use std::path::Path;
@@ -341,16 +342,19 @@ fn check(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyhow::Resul
     };
     // check prints no events: the page is read to its end to prove it complete, then dropped.
     struct Discard;
-    impl crate::page::Deliver for Discard {
-        fn event(&mut self, _: crate::page::Event<'_>) -> anyhow::Result<crate::page::Flow> {
-            Ok(crate::page::Flow::Continue)
+    impl crate::source::page::Deliver for Discard {
+        fn event(
+            &mut self,
+            _: crate::source::page::Event<'_>,
+        ) -> anyhow::Result<crate::source::page::Flow> {
+            Ok(crate::source::page::Flow::Continue)
         }
     }
-    let pool = crate::page::FormatPool::new(&output, 1)?;
+    let pool = crate::source::page::FormatPool::new(&output, 1)?;
     let end = reader
         .read(body, &mut stats, &pool, &mut Discard)
         .map_err(|e| match e {
-            crate::page::PageError::Api(api) => anyhow::Error::new(api),
+            crate::source::page::PageError::Api(api) => anyhow::Error::new(api),
             other => anyhow::anyhow!("{other}"),
         })?;
     let elapsed = started.elapsed();
@@ -515,7 +519,7 @@ fn decode(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> anyhow::Re
         let (raw, value) = match line {
             Line::Oversized { shrunk: s, .. } => {
                 shrunk = s;
-                match crate::page::oversized_event(&shrunk) {
+                match crate::source::page::oversized_event(&shrunk) {
                     Some(event) => event,
                     None => {
                         note_bad_line(&mut bad, &shrunk.start);
@@ -529,7 +533,7 @@ fn decode(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> anyhow::Re
                     continue;
                 }
                 // Saved output may hold several pages: their context lines are skipped.
-                match crate::format::parse_event(raw) {
+                match crate::pipeline::format::parse_event(raw) {
                     Ok(value @ Value::Object(_)) if parse_context(&value).is_none() => (raw, value),
                     Ok(Value::Object(_)) => continue,
                     _ => {

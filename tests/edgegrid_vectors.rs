@@ -5,10 +5,10 @@
 
 mod shared_folder;
 
-use akamai_siem::edgegrid::{
+use akamai_siem::config::secret::Secret;
+use akamai_siem::source::edgegrid::{
     Credentials, RequestParts, Signer, canonical_headers, content_hash, data_to_sign,
 };
-use akamai_siem::secret::Secret;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

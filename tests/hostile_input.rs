@@ -6,12 +6,12 @@ mod common;
 
 use akamai_siem::checkpoint::event_hash;
 use akamai_siem::config::{Format, OutputSettings, OutputTarget};
-use akamai_siem::format::{Formatter, parse_event};
-use akamai_siem::lines::{ChunkSource, Lines};
-use akamai_siem::page::{
+use akamai_siem::pipeline::format::{Formatter, parse_event};
+use akamai_siem::source::lines::{ChunkSource, Lines};
+use akamai_siem::source::page::{
     Deliver, Event, Flow, FormatPool, PageEnd, PageReader, PageStats, SpillCounter,
 };
-use akamai_siem::spool::Failure;
+use akamai_siem::source::spool::Failure;
 use serde_json::Value as Json;
 use std::process::Command;
 use std::sync::Arc;

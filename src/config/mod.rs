@@ -7,7 +7,9 @@
 
 mod ini;
 mod resolve;
+pub mod secret;
 mod settings;
+pub mod timespec;
 
 pub use ini::{Ini, IniSyntaxError, IniValue};
 pub use resolve::{CredentialSource, DEFAULT_CONFIG_NAME, Environment, Overrides, Sources};

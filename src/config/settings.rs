@@ -3,8 +3,8 @@
 
 use super::resolve::CredentialSource;
 use super::{ConfigError, Origin, Sources};
-use crate::secret::Secret;
-use crate::timespec::parse_duration;
+use crate::config::secret::Secret;
+use crate::config::timespec::parse_duration;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! event when one element is bad. Here `+` is never touched, each element is decoded on its own,
 //! and an element that cannot be decoded keeps its text and is listed in `decodeErrors`.
 
-use crate::event::{Object, Value};
+use crate::pipeline::event::{Object, Value};
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use memchr::memchr;

@@ -2,8 +2,7 @@
 //! as typed values that say what to do.
 
 use crate::config::ApiSettings;
-use crate::edgegrid::{Credentials, RequestParts, Signer};
-use crate::poll::{Query, Request};
+use crate::source::edgegrid::{Credentials, RequestParts, Signer};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::io::Read;
 use std::time::Duration;
@@ -15,6 +14,20 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+
+/// What one request asks for: by time (`from`, optional `to`) or by the offset the previous page
+/// returned, and how many events at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    Time { from: i64, to: Option<i64> },
+    Offset(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub query: Query,
+    pub limit: u32,
+}
 
 /// Error bodies are small; read no more than this of one.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
@@ -77,6 +90,12 @@ pub enum ApiError {
          API, a proxy or the network); the page is fetched again"
     )]
     Truncated { events: u64 },
+    /// Offsets expired again and again within one run (recovery by time each time).
+    #[error(
+        "gave up after {recoveries} time-based recoveries in one run (offsets keep expiring); \
+         the next run continues from the checkpoint"
+    )]
+    OffsetsKeepExpiring { recoveries: u32 },
     #[error("the response is not what the API sends: {0}")]
     Malformed(String),
     #[error("cannot set up HTTPS: {0}")]

@@ -12,14 +12,14 @@
 //! the page's other events still go out; but a broken final fragment is how a cut response ends,
 //! so it is a truncation, not a bad line.
 
-use crate::api::{ApiError, PageBody};
 use crate::checkpoint::event_hash;
 use crate::config::OutputSettings;
-use crate::event::Value;
-use crate::format::{Formatted, Formatter};
-use crate::lines::{ChunkSource, Line, Lines};
-use crate::shrink::Shrunk;
-use crate::spool::{self, Failure};
+use crate::pipeline::event::Value;
+use crate::pipeline::format::{Formatted, Formatter};
+use crate::source::api::{ApiError, PageBody};
+use crate::source::lines::{ChunkSource, Line, Lines};
+use crate::source::shrink::Shrunk;
+use crate::source::spool::{self, Failure};
 use std::collections::VecDeque;
 use std::io::Read;
 use std::ops::Range;
@@ -352,7 +352,7 @@ fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record = match crate::format::parse_event(raw) {
+        let record = match crate::pipeline::format::parse_event(raw) {
             Ok(value) => match parse_context(&value) {
                 Some(context) => Record::Context(context),
                 None if matches!(value, Value::Object(_)) => {
@@ -381,7 +381,7 @@ fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
 /// line was not a JSON event (its hash is still the raw line's: `shrunk.hash`).
 pub fn oversized_event(shrunk: &Shrunk) -> Option<(&[u8], Value<'_>)> {
     let json = shrunk.json.as_deref()?;
-    match crate::format::parse_event(json) {
+    match crate::pipeline::format::parse_event(json) {
         Ok(value @ Value::Object(_)) if parse_context(&value).is_none() => Some((json, value)),
         _ => None,
     }

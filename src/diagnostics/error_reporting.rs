@@ -3,12 +3,11 @@
 //! Wazuh's command wodle only logs a warning for a non-zero exit but throws away all output of a
 //! command that exits 127, so 127 is never used. The codes are documented in README.md.
 
-use crate::api::ApiError;
 use crate::checkpoint::{LockError, StateError};
 use crate::config::ConfigError;
-use crate::output::OutputError;
-use crate::poll::RecoveriesExhausted;
-use crate::spool::SpoolError;
+use crate::sink::OutputError;
+use crate::source::api::ApiError;
+use crate::source::spool::SpoolError;
 use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,9 +115,6 @@ pub fn classify(error: &anyhow::Error) -> Exit {
                 ApiError::Setup(_) => Exit::Config,
                 _ => Exit::Api,
             };
-        }
-        if cause.downcast_ref::<RecoveriesExhausted>().is_some() {
-            return Exit::Api;
         }
         // A spool file is local disk, like the output: not the network, not retried.
         if cause.downcast_ref::<OutputError>().is_some()

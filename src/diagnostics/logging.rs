@@ -11,7 +11,7 @@
 //! itself reaches Wazuh in the right shape.
 
 use crate::config::{Diagnostics, LogLevel, LogSettings};
-use crate::output::PIPE_LOCK;
+use crate::sink::PIPE_LOCK;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};

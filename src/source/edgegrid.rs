@@ -4,7 +4,7 @@
 //! included), because their test vectors test both; the SIEM GET uses neither. Pure: the time
 //! and nonce are parameters, and only [`Signer::authorization_now`] reads the clock.
 
-use crate::secret::Secret;
+use crate::config::secret::Secret;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};

@@ -7,21 +7,23 @@
 //! delivered but the offset stays, so the next request repeats the page and the replayed events
 //! are dropped by hash.
 
-use crate::api::{ApiError, Client};
+pub mod plan;
+pub mod retry;
+pub mod signals;
+
 use crate::checkpoint::{RunLock, RunRecord, Seen, State, StateFile};
+use crate::config::timespec::{describe, human_duration};
 use crate::config::{CollectSettings, OutputSettings, OutputTarget, StateSettings};
-use crate::error_reporting::{self, Exit, Reported};
-use crate::output::{Reconciled, Sink};
-use crate::page::{
+use crate::diagnostics::error_reporting::{self, Exit, Reported};
+use crate::sink::{Reconciled, Sink};
+use crate::source::api::{ApiError, Client, Query, Request};
+use crate::source::page::{
     DEFAULT_WORKERS, Deliver, Event, Flow, FormatPool, PageEnd, PageError, PageReader, PageStats,
 };
-use crate::poll::{
-    Notice, PageResult, PlanSettings, Planner, Progress, Query, Request, window_range,
-};
-use crate::retry::{Retry, random_unit};
-use crate::signals::Signals;
-use crate::timespec::{describe, human_duration};
 use anyhow::Context as _;
+use plan::{Notice, PageResult, PlanSettings, Planner, Progress, window_range};
+use retry::{Retry, random_unit};
+use signals::Signals;
 use std::time::{Duration, Instant};
 
 /// In-memory part of the spool; beyond it the response goes to a temporary file.
@@ -434,7 +436,7 @@ impl<'a> Collector<'a> {
 
     /// Send the request from a helper thread: an API that stalls before answering must not keep
     /// a SIGTERM waiting for the read timeout (Wazuh's wodle waits for us without limit).
-    fn open_page(&self, request: &Request) -> Result<crate::api::PageBody, PageError> {
+    fn open_page(&self, request: &Request) -> Result<crate::source::api::PageBody, PageError> {
         let client = self.setup.client.clone();
         let request = request.clone();
         let (answer, answered) = std::sync::mpsc::channel();

@@ -9,8 +9,8 @@
 //! leaf fields, and at most `max_line_bytes` per line, shrinking the largest fields with a visible
 //! marker rather than ever dropping an event.
 
-use crate::decode::DECODE_ERRORS;
-use crate::event::{Object, Value};
+use crate::pipeline::decode::DECODE_ERRORS;
+use crate::pipeline::event::{Object, Value};
 use std::borrow::Cow;
 
 #[derive(Debug, Clone)]
@@ -498,11 +498,11 @@ fn write_line(fields: &Object<'_>, srcip: Option<&str>, notes: &Notes, out: &mut
     out.extend_from_slice(b"{\"integration\":\"akamai\"");
     if let Some(ip) = srcip {
         out.extend_from_slice(b",\"srcip\":");
-        crate::event::write_string(ip, out);
+        crate::pipeline::event::write_string(ip, out);
     }
     for (key, value) in fields {
         out.push(b',');
-        crate::event::write_string(key, out);
+        crate::pipeline::event::write_string(key, out);
         out.push(b':');
         value.write_compact(out);
     }
@@ -513,16 +513,16 @@ fn write_line(fields: &Object<'_>, srcip: Option<&str>, notes: &Notes, out: &mut
     ] {
         if !list.is_empty() {
             out.push(b',');
-            crate::event::write_string(name, out);
+            crate::pipeline::event::write_string(name, out);
             out.extend_from_slice(b":[");
             for (index, entry) in list.iter().take(NOTES_SHOWN).enumerate() {
                 if index > 0 {
                     out.push(b',');
                 }
                 if entry.len() > NOTE_BYTES {
-                    crate::event::write_string(&cut_string(entry, NOTE_BYTES), out);
+                    crate::pipeline::event::write_string(&cut_string(entry, NOTE_BYTES), out);
                 } else {
-                    crate::event::write_string(entry, out);
+                    crate::pipeline::event::write_string(entry, out);
                 }
             }
             if list.len() > NOTES_SHOWN {
@@ -532,7 +532,7 @@ fn write_line(fields: &Object<'_>, srcip: Option<&str>, notes: &Notes, out: &mut
                     list.len() - NOTES_SHOWN,
                     list.len()
                 );
-                crate::event::write_string(&more, out);
+                crate::pipeline::event::write_string(&more, out);
             }
             out.push(b']');
         }

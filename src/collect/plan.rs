@@ -5,6 +5,7 @@
 //! time mode is for the first run, replays, and recovery when an offset is gone.
 
 use crate::checkpoint::State;
+use crate::source::api::{ApiError, Query, Request};
 use std::time::Duration;
 
 /// Never ask for `to` later than this before now (the API rejects `to` > now − 5 s; its safe
@@ -37,18 +38,6 @@ pub fn window_range(window: Duration, now: i64) -> (i64, i64) {
 /// The oldest `from` worth asking for at `now`.
 pub fn earliest_from(now: i64) -> i64 {
     now - HORIZON + HORIZON_MARGIN
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Query {
-    Time { from: i64, to: Option<i64> },
-    Offset(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub query: Query,
-    pub limit: u32,
 }
 
 /// What a complete page told us.
@@ -113,13 +102,6 @@ pub struct Planner {
     /// and a replay never did, so an old `from` there is clamped silently (with a notice).
     reports_gaps: bool,
 }
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "gave up after {MAX_RECOVERIES} time-based recoveries in one run (offsets keep expiring); \
-     the next run continues from the checkpoint"
-)]
-pub struct RecoveriesExhausted;
 
 impl Planner {
     pub fn replay(from: i64, to: i64, limit: u32) -> Planner {
@@ -262,9 +244,11 @@ impl Planner {
     }
 
     /// The offset expired (416): go back to time mode from the checkpoint.
-    pub fn offset_expired(&mut self, now: i64) -> Result<Vec<Notice>, RecoveriesExhausted> {
+    pub fn offset_expired(&mut self, now: i64) -> Result<Vec<Notice>, ApiError> {
         if self.recoveries >= MAX_RECOVERIES {
-            return Err(RecoveriesExhausted);
+            return Err(ApiError::OffsetsKeepExpiring {
+                recoveries: MAX_RECOVERIES,
+            });
         }
         self.recoveries += 1;
         Ok(self.plan_time_recovery(now, "the API answered 416: the offset expired".into()))
@@ -477,7 +461,10 @@ mod tests {
         for _ in 0..MAX_RECOVERIES {
             planner.offset_expired(NOW).unwrap();
         }
-        assert_eq!(planner.offset_expired(NOW), Err(RecoveriesExhausted));
+        assert!(matches!(
+            planner.offset_expired(NOW),
+            Err(ApiError::OffsetsKeepExpiring { .. })
+        ));
     }
 
     #[test]

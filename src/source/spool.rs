@@ -6,7 +6,7 @@
 //! temporary file; the reader drains memory first, then the file, then returns to memory. Order
 //! is kept because nothing goes to memory while the file still holds unread data.
 
-use crate::api::ApiError;
+use crate::source::api::ApiError;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;

@@ -1,9 +1,9 @@
 //! One parsed API event in, one output line out, in the chosen format.
 
 use crate::config::{Format, OutputSettings};
-use crate::decode::{DECODE_ERRORS, Decoder};
-use crate::event::{Value, invalid_utf8_paths};
-use crate::wazuh;
+use crate::pipeline::decode::{DECODE_ERRORS, Decoder};
+use crate::pipeline::event::{Value, invalid_utf8_paths};
+use crate::pipeline::wazuh;
 
 pub struct Formatter {
     format: Format,

@@ -5,7 +5,7 @@
 //! waits of one run come out of one budget sized to fit the schedule interval, so a run that
 //! cannot succeed ends in time for the next one instead of overlapping it.
 
-use crate::api::ApiError;
+use crate::source::api::ApiError;
 use std::time::Duration;
 
 /// Attempts for one request before the run gives up on it.

@@ -1,0 +1,7 @@
+//! What a raw event line becomes: a borrowed event tree, decoded per the API's §6.1, written in
+//! the chosen format (`wazuh`, `json` or `raw`). Pure work, done on the format workers.
+
+pub mod decode;
+pub mod event;
+pub mod format;
+pub mod wazuh;
