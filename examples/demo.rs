@@ -41,5 +41,5 @@ fn main() -> ExitCode {
         config.display().to_string(),
     ];
     args.extend(std::env::args().skip(1));
-    akamai_siem::app::main(Cli::parse_from(args))
+    akamai_siem::commands::main(Cli::parse_from(args))
 }

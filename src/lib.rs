@@ -6,7 +6,7 @@
 //! - `cli`: the command line, raw text only;
 //! - `config`: INI, `.edgerc`, environment and flags resolved into validated settings, each value
 //!   with its origin (also times and durations, and the secret type);
-//! - `app`: the commands, thin wiring over the rest;
+//! - `commands`: fetch, check, decode and state: thin wiring over the rest;
 //! - `collect`: the fetch run loop: the request planner, retries, budgets and the commit order;
 //! - `source`: where raw event lines come from: the API client (EdgeGrid signer, requests and
 //!   their errors), the spool between the socket and the decoder, the line splitter, the page
@@ -17,10 +17,10 @@
 //! - `checkpoint`: the state file, the run lock and the journal of delivered events;
 //! - `diagnostics`: logging in text or Wazuh-safe JSON, and errors mapped to exit codes.
 
-pub mod app;
 pub mod checkpoint;
 pub mod cli;
 pub mod collect;
+pub mod commands;
 pub mod config;
 pub mod diagnostics;
 pub mod pipeline;

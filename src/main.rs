@@ -5,7 +5,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Usage errors exit 2, --help and --version 0; never 127 (Wazuh discards that output).
     match Cli::try_parse() {
-        Ok(cli) => akamai_siem::app::main(cli),
-        Err(error) => akamai_siem::app::main_with_usage_error(error),
+        Ok(cli) => akamai_siem::commands::main(cli),
+        Err(error) => akamai_siem::commands::main_with_usage_error(error),
     }
 }

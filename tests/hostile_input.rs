@@ -7,9 +7,10 @@ mod common;
 use akamai_siem::checkpoint::event_hash;
 use akamai_siem::config::{Format, OutputSettings, OutputTarget};
 use akamai_siem::pipeline::format::{Formatter, parse_event};
+use akamai_siem::pipeline::pool::FormatPool;
 use akamai_siem::source::lines::{ChunkSource, Lines};
 use akamai_siem::source::page::{
-    Deliver, Event, Flow, FormatPool, PageEnd, PageReader, PageStats, SpillCounter,
+    Deliver, Event, Flow, PageEnd, PageReader, PageStats, SpillCounter,
 };
 use akamai_siem::source::spool::Failure;
 use serde_json::Value as Json;

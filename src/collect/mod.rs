@@ -15,11 +15,10 @@ use crate::checkpoint::{RunLock, RunRecord, Seen, State, StateFile};
 use crate::config::timespec::{describe, human_duration};
 use crate::config::{CollectSettings, OutputSettings, OutputTarget, StateSettings};
 use crate::diagnostics::error_reporting::{self, Exit, Reported};
+use crate::pipeline::pool::{DEFAULT_WORKERS, FormatPool};
 use crate::sink::{Reconciled, Sink};
 use crate::source::api::{ApiError, Client, Query, Request};
-use crate::source::page::{
-    DEFAULT_WORKERS, Deliver, Event, Flow, FormatPool, PageEnd, PageError, PageReader, PageStats,
-};
+use crate::source::page::{Deliver, Event, Flow, PageEnd, PageError, PageReader, PageStats};
 use anyhow::Context as _;
 use plan::{Notice, PageResult, PlanSettings, Planner, Progress, window_range};
 use retry::{Retry, random_unit};

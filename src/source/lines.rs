@@ -4,7 +4,7 @@
 //! valid events in two; only `\n` ends a line here. A line is lent straight out of its chunk
 //! when it does not straddle two, so the common case copies nothing.
 
-use crate::source::shrink::{Shrinker, Shrunk};
+use crate::pipeline::shrink::{Shrinker, Shrunk};
 use memchr::memchr;
 
 /// Something that yields the stream's chunks in order.
@@ -58,7 +58,7 @@ pub enum Line<'a> {
     /// Bytes after the last `\n` at the end of the stream: a final line without newline, or
     /// half a line of a cut response. Only the caller can tell which.
     Unterminated(&'a [u8]),
-    /// A line longer than the limit, shrunk as it streamed past (see [`crate::source::shrink`]);
+    /// A line longer than the limit, shrunk as it streamed past (see [`crate::pipeline::shrink`]);
     /// `terminated` as for the other kinds.
     Oversized { shrunk: Shrunk, terminated: bool },
 }

@@ -1,10 +1,8 @@
 //! Where raw event lines come from: the SIEM API (signed requests, a spool that never makes the
-//! socket wait, a splitter on `\n` only, the page protocol), and the shrinking of lines too long
-//! to hold.
+//! socket wait, a splitter on `\n` only, the page protocol).
 
 pub mod api;
 pub mod edgegrid;
 pub mod lines;
 pub mod page;
-pub mod shrink;
 pub mod spool;

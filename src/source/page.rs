@@ -12,40 +12,24 @@
 //! the page's other events still go out; but a broken final fragment is how a cut response ends,
 //! so it is a truncation, not a bad line.
 
-use crate::checkpoint::event_hash;
-use crate::config::OutputSettings;
-use crate::pipeline::event::Value;
-use crate::pipeline::format::{Formatted, Formatter};
+use crate::pipeline::classify::Context;
+use crate::pipeline::format::Formatted;
+use crate::pipeline::pool::{
+    FormatPool, FormattedBatch, InFlight, Item, LineBatch, PoolError, Record,
+};
 use crate::source::api::{ApiError, PageBody};
 use crate::source::lines::{ChunkSource, Line, Lines};
-use crate::source::shrink::Shrunk;
 use crate::source::spool::{self, Failure};
 use std::collections::VecDeque;
-use std::io::Read;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::thread;
 
-const READ_SIZE: usize = 64 * 1024;
 /// Lines are handed to the workers in batches of about this many bytes.
 const BATCH_BYTES: usize = 128 * 1024;
 /// …or this many lines, whichever comes first (a body of empty lines has no bytes to count).
 const BATCH_LINES: usize = 4096;
-/// Batches sent but not yet taken back, per worker: bounds memory, keeps workers busy.
-const IN_FLIGHT_PER_WORKER: usize = 2;
-
-/// The context line: `{"total":N,"offset":"…","limit":L}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Context {
-    pub total: Option<u64>,
-    pub offset: String,
-    /// Present only when the page was cut at the requested limit.
-    pub limit: Option<u64>,
-}
 
 /// Whether the receiver of events wants more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +85,15 @@ pub enum PageError {
     Handler(anyhow::Error),
 }
 
+impl From<PoolError> for PageError {
+    fn from(error: PoolError) -> PageError {
+        match error {
+            PoolError::Interrupted => PageError::Interrupted,
+            PoolError::WorkerGone => PageError::Handler(anyhow::Error::new(error)),
+        }
+    }
+}
+
 impl From<Failure> for PageError {
     fn from(failure: Failure) -> PageError {
         match failure {
@@ -132,7 +125,7 @@ impl PageReader {
         let consumer = consumer.with_stop_flag(Arc::clone(&self.stop));
         let reader = thread::Builder::new()
             .name("response-reader".into())
-            .spawn(move || pump(body, producer))
+            .spawn(move || body.pump_into(producer))
             .map_err(|e| {
                 PageError::Handler(anyhow::anyhow!("cannot start the reader thread: {e}"))
             })?;
@@ -175,7 +168,7 @@ impl PageReader {
                         Ok(false) => break Ok(()),
                         Err(error) => break Err(error),
                     },
-                    Err(error) => break Err(error),
+                    Err(error) => break Err(error.into()),
                 }
             }
             // Reached only once every batch in flight is taken back.
@@ -188,7 +181,7 @@ impl PageReader {
             if !batch.items.is_empty() {
                 pool.send(next_worker, batch)?;
                 in_flight.workers.push_back(next_worker);
-                next_worker = (next_worker + 1) % pool.workers.len();
+                next_worker = (next_worker + 1) % pool.workers();
             }
             if let Some(end) = end {
                 ended = Some(end);
@@ -237,24 +230,6 @@ impl SpillCounter for spool::Consumer {
     }
 }
 
-/// One line of a batch, by position in the batch's bytes.
-enum Item {
-    Line {
-        range: Range<usize>,
-        terminated: bool,
-    },
-    Oversized {
-        shrunk: Shrunk,
-        terminated: bool,
-    },
-}
-
-#[derive(Default)]
-struct LineBatch {
-    data: Vec<u8>,
-    items: Vec<Item>,
-}
-
 /// Lines up to about `BATCH_BYTES`, and how the stream ended if it did.
 fn next_batch<S>(
     lines: &mut Lines<S>,
@@ -291,109 +266,6 @@ where
         });
     }
     (batch, None)
-}
-
-/// What a worker made of one line.
-enum Record {
-    Event {
-        hash: u64,
-        start: Option<f64>,
-        output: Range<usize>,
-        formatted: Formatted,
-    },
-    Context(Result<Context, String>),
-    /// Not a JSON object; its first bytes.
-    Bad(Vec<u8>),
-    Oversized {
-        length: usize,
-        start: Vec<u8>,
-    },
-    /// The unterminated end of the body that is not JSON: the response was cut.
-    CutTail,
-}
-
-struct FormattedBatch {
-    output: Vec<u8>,
-    records: Vec<Record>,
-}
-
-fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
-    let mut output = Vec::with_capacity(batch.data.len());
-    let mut records = Vec::with_capacity(batch.items.len());
-    for item in batch.items {
-        let (range, terminated) = match item {
-            Item::Line { range, terminated } => (range, terminated),
-            Item::Oversized { shrunk, terminated } => {
-                let record = match oversized_event(&shrunk) {
-                    Some((json, value)) => {
-                        let start = event_start(&value);
-                        let begin = output.len();
-                        let mut formatted = formatter.write(json, value, &mut output);
-                        formatted.shrunk = true;
-                        Record::Event {
-                            hash: shrunk.hash,
-                            start,
-                            output: begin..output.len(),
-                            formatted,
-                        }
-                    }
-                    None if !terminated => Record::CutTail,
-                    None => Record::Oversized {
-                        length: shrunk.length,
-                        start: shrunk.start.clone(),
-                    },
-                };
-                records.push(record);
-                continue;
-            }
-        };
-        let bytes = &batch.data[range];
-        let raw = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let record = match crate::pipeline::format::parse_event(raw) {
-            Ok(value) => match parse_context(&value) {
-                Some(context) => Record::Context(context),
-                None if matches!(value, Value::Object(_)) => {
-                    let hash = event_hash(raw);
-                    let start = event_start(&value);
-                    let begin = output.len();
-                    let formatted = formatter.write(raw, value, &mut output);
-                    Record::Event {
-                        hash,
-                        start,
-                        output: begin..output.len(),
-                        formatted,
-                    }
-                }
-                None => Record::Bad(raw[..raw.len().min(80)].to_vec()),
-            },
-            Err(_) if !terminated => Record::CutTail,
-            Err(_) => Record::Bad(raw[..raw.len().min(80)].to_vec()),
-        };
-        records.push(record);
-    }
-    FormattedBatch { output, records }
-}
-
-/// The event an oversized line was shrunk to, with the JSON it is parsed from; `None` when the
-/// line was not a JSON event (its hash is still the raw line's: `shrunk.hash`).
-pub fn oversized_event(shrunk: &Shrunk) -> Option<(&[u8], Value<'_>)> {
-    let json = shrunk.json.as_deref()?;
-    match crate::pipeline::format::parse_event(json) {
-        Ok(value @ Value::Object(_)) if parse_context(&value).is_none() => Some((json, value)),
-        _ => None,
-    }
-}
-
-fn event_start(event: &Value<'_>) -> Option<f64> {
-    match event.pointer(&["httpMessage", "start"])? {
-        Value::String(text) => text.parse().ok(),
-        Value::Number(number) => number.as_f64(),
-        _ => None,
-    }
-    .filter(|start: &f64| start.is_finite())
 }
 
 /// The decisions, made in page order on the calling thread.
@@ -461,134 +333,6 @@ impl PageState {
     }
 }
 
-/// Format workers, each with its own formatter (and decoder scratch space), for a whole run.
-pub struct FormatPool {
-    workers: Vec<Worker>,
-}
-
-struct Worker {
-    jobs: Option<SyncSender<LineBatch>>,
-    results: Receiver<FormattedBatch>,
-    handle: Option<JoinHandle<()>>,
-}
-
-/// Two workers: the machines this runs on have at least two cores, and the calling thread's
-/// share (splitting, decisions, writes) is small.
-pub const DEFAULT_WORKERS: usize = 2;
-
-impl FormatPool {
-    pub fn new(output: &OutputSettings, workers: usize) -> std::io::Result<FormatPool> {
-        let mut pool = FormatPool {
-            workers: Vec::new(),
-        };
-        for index in 0..workers.max(1) {
-            let (jobs, job_queue) = sync_channel::<LineBatch>(IN_FLIGHT_PER_WORKER);
-            let (done, results) = sync_channel(IN_FLIGHT_PER_WORKER);
-            let mut formatter = Formatter::new(output);
-            let handle = thread::Builder::new()
-                .name(format!("format-{index}"))
-                .spawn(move || {
-                    for batch in job_queue {
-                        if done.send(format_batch(&mut formatter, batch)).is_err() {
-                            return;
-                        }
-                    }
-                })?;
-            pool.workers.push(Worker {
-                jobs: Some(jobs),
-                results,
-                handle: Some(handle),
-            });
-        }
-        Ok(pool)
-    }
-
-    fn capacity(&self) -> usize {
-        self.workers.len() * IN_FLIGHT_PER_WORKER
-    }
-
-    fn send(&self, worker: usize, batch: LineBatch) -> Result<(), PageError> {
-        self.workers[worker]
-            .jobs
-            .as_ref()
-            .expect("jobs close only on drop")
-            .send(batch)
-            .map_err(|_| {
-                PageError::Handler(anyhow::anyhow!("a format worker stopped unexpectedly"))
-            })
-    }
-}
-
-impl Drop for FormatPool {
-    fn drop(&mut self) {
-        for worker in &mut self.workers {
-            worker.jobs.take();
-        }
-        for worker in &mut self.workers {
-            // Take whatever it still hands over until it hangs up, so it never blocks on a full
-            // channel while being joined.
-            while worker.results.recv().is_ok() {}
-            if let Some(handle) = worker.handle.take() {
-                let _ = handle.join();
-            }
-        }
-    }
-}
-
-/// Batches sent and not yet taken back, oldest first (by the worker that has each).
-struct InFlight<'p> {
-    pool: &'p FormatPool,
-    workers: VecDeque<usize>,
-}
-
-impl InFlight<'_> {
-    /// The oldest batch's result; waits, but notices a stop signal.
-    fn take_next(&mut self, stop: &AtomicBool) -> Result<FormattedBatch, PageError> {
-        let worker = *self.workers.front().expect("called with batches in flight");
-        loop {
-            match self.pool.workers[worker]
-                .results
-                .recv_timeout(Duration::from_millis(100))
-            {
-                Ok(batch) => {
-                    self.workers.pop_front();
-                    return Ok(batch);
-                }
-                Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => continue,
-                Err(RecvTimeoutError::Timeout) => return Err(PageError::Interrupted),
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(PageError::Handler(anyhow::anyhow!(
-                        "a format worker stopped unexpectedly"
-                    )));
-                }
-            }
-        }
-    }
-
-    /// Take back and drop every result still on its way, so none leaks into the next page.
-    fn discard(&mut self) {
-        while let Some(worker) = self.workers.pop_front() {
-            let _ = self.pool.workers[worker].results.recv();
-        }
-    }
-}
-
-fn pump(mut body: PageBody, producer: spool::Producer) {
-    let mut buffer = vec![0u8; READ_SIZE];
-    loop {
-        match body.read(&mut buffer) {
-            Ok(0) => return producer.finish(Ok(())),
-            Ok(n) => {
-                if producer.push(buffer[..n].to_vec()).is_err() {
-                    return;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return producer.finish(Err(body.network_error(&e))),
-        }
-    }
-}
-
 /// Count a line that is not a JSON event, keeping the first one's start for the report.
 pub fn note_bad_line(stats: &mut PageStats, line: &[u8]) {
     stats.bad_lines += 1;
@@ -609,49 +353,12 @@ pub fn note_bad_line(stats: &mut PageStats, line: &[u8]) {
     }
 }
 
-/// `Some` when the line is a context line (an object with `offset` or `total` and none of an
-/// event's keys); parsed, never string-matched, since spacing and key order vary.
-pub fn parse_context(value: &Value<'_>) -> Option<Result<Context, String>> {
-    let Value::Object(_) = value else {
-        return None;
-    };
-    let is_event = ["type", "attackData", "httpMessage"]
-        .iter()
-        .any(|key| value.get(key).is_some());
-    if is_event || (value.get("offset").is_none() && value.get("total").is_none()) {
-        return None;
-    }
-    let number = |key: &str| -> Result<Option<u64>, String> {
-        match value.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| format!("the context line's {key} is not a count")),
-            Some(Value::String(s)) => s
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("the context line's {key} is not a count")),
-            Some(_) => Err(format!("the context line's {key} is not a count")),
-        }
-    };
-    let offset = match value.get("offset").and_then(Value::as_str) {
-        Some(offset) if !offset.is_empty() => offset.to_string(),
-        _ => return Some(Err("the context line carries no offset".into())),
-    };
-    Some((|| {
-        Ok(Context {
-            total: number("total")?,
-            offset,
-            limit: number("limit")?,
-        })
-    })())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::OutputSettings;
     use crate::config::{Format, OutputTarget};
+    use crate::pipeline::pool::DEFAULT_WORKERS;
 
     struct Chunks(std::vec::IntoIter<Vec<u8>>, Option<Failure>);
 

@@ -1,0 +1,235 @@
+//! The format workers: batches of raw lines in, formatted lines and what each line was out.
+//!
+//! Everything that needs no shared state runs here, in parallel (classify and parse, identity
+//! hash, decode, shape); the caller takes the results back in batch order and makes every
+//! decision itself, so order and the commit rules stay those of a single thread.
+
+use crate::checkpoint::event_hash;
+use crate::config::OutputSettings;
+use crate::pipeline::classify::{Context, LineKind, classify_line, event_start, oversized_event};
+use crate::pipeline::format::{Formatted, Formatter};
+use crate::pipeline::shrink::Shrunk;
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// Why the pool could not hand a result back.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("a format worker stopped unexpectedly")]
+    WorkerGone,
+    #[error("interrupted by a signal")]
+    Interrupted,
+}
+
+/// Batches sent but not yet taken back, per worker: bounds memory, keeps workers busy.
+const IN_FLIGHT_PER_WORKER: usize = 2;
+
+/// One line of a batch, by position in the batch's bytes.
+pub(crate) enum Item {
+    Line {
+        range: Range<usize>,
+        terminated: bool,
+    },
+    Oversized {
+        shrunk: Shrunk,
+        terminated: bool,
+    },
+}
+
+#[derive(Default)]
+pub(crate) struct LineBatch {
+    pub(crate) data: Vec<u8>,
+    pub(crate) items: Vec<Item>,
+}
+
+/// What a worker made of one line.
+pub(crate) enum Record {
+    Event {
+        hash: u64,
+        start: Option<f64>,
+        output: Range<usize>,
+        formatted: Formatted,
+    },
+    Context(Result<Context, String>),
+    /// Not a JSON object; its first bytes.
+    Bad(Vec<u8>),
+    Oversized {
+        length: usize,
+        start: Vec<u8>,
+    },
+    /// The unterminated end of the body that is not JSON: the response was cut.
+    CutTail,
+}
+
+pub(crate) struct FormattedBatch {
+    pub(crate) output: Vec<u8>,
+    pub(crate) records: Vec<Record>,
+}
+
+fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
+    let mut output = Vec::with_capacity(batch.data.len());
+    let mut records = Vec::with_capacity(batch.items.len());
+    for item in batch.items {
+        let (range, terminated) = match item {
+            Item::Line { range, terminated } => (range, terminated),
+            Item::Oversized { shrunk, terminated } => {
+                let record = match oversized_event(&shrunk) {
+                    Some((json, value)) => {
+                        let start = event_start(&value);
+                        let begin = output.len();
+                        let mut formatted = formatter.write(json, value, &mut output);
+                        formatted.shrunk = true;
+                        Record::Event {
+                            hash: shrunk.hash,
+                            start,
+                            output: begin..output.len(),
+                            formatted,
+                        }
+                    }
+                    None if !terminated => Record::CutTail,
+                    None => Record::Oversized {
+                        length: shrunk.length,
+                        start: shrunk.start.clone(),
+                    },
+                };
+                records.push(record);
+                continue;
+            }
+        };
+        let (raw, kind) = classify_line(&batch.data[range], terminated);
+        let record = match kind {
+            LineKind::Blank => continue,
+            LineKind::Context(context) => Record::Context(context),
+            LineKind::Event(value) => {
+                let hash = event_hash(raw);
+                let start = event_start(&value);
+                let begin = output.len();
+                let formatted = formatter.write(raw, value, &mut output);
+                Record::Event {
+                    hash,
+                    start,
+                    output: begin..output.len(),
+                    formatted,
+                }
+            }
+            LineKind::NotJson => Record::Bad(raw[..raw.len().min(80)].to_vec()),
+            LineKind::CutTail => Record::CutTail,
+        };
+        records.push(record);
+    }
+    FormattedBatch { output, records }
+}
+
+/// Format workers, each with its own formatter (and decoder scratch space), for a whole run.
+pub struct FormatPool {
+    workers: Vec<Worker>,
+}
+
+struct Worker {
+    jobs: Option<SyncSender<LineBatch>>,
+    results: Receiver<FormattedBatch>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Two workers: the machines this runs on have at least two cores, and the calling thread's
+/// share (splitting, decisions, writes) is small.
+pub const DEFAULT_WORKERS: usize = 2;
+
+impl FormatPool {
+    pub fn new(output: &OutputSettings, workers: usize) -> std::io::Result<FormatPool> {
+        let mut pool = FormatPool {
+            workers: Vec::new(),
+        };
+        for index in 0..workers.max(1) {
+            let (jobs, job_queue) = sync_channel::<LineBatch>(IN_FLIGHT_PER_WORKER);
+            let (done, results) = sync_channel(IN_FLIGHT_PER_WORKER);
+            let mut formatter = Formatter::new(output);
+            let handle = thread::Builder::new()
+                .name(format!("format-{index}"))
+                .spawn(move || {
+                    for batch in job_queue {
+                        if done.send(format_batch(&mut formatter, batch)).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            pool.workers.push(Worker {
+                jobs: Some(jobs),
+                results,
+                handle: Some(handle),
+            });
+        }
+        Ok(pool)
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.workers.len() * IN_FLIGHT_PER_WORKER
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub(crate) fn send(&self, worker: usize, batch: LineBatch) -> Result<(), PoolError> {
+        self.workers[worker]
+            .jobs
+            .as_ref()
+            .expect("jobs close only on drop")
+            .send(batch)
+            .map_err(|_| PoolError::WorkerGone)
+    }
+}
+
+impl Drop for FormatPool {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            worker.jobs.take();
+        }
+        for worker in &mut self.workers {
+            // Take whatever it still hands over until it hangs up, so it never blocks on a full
+            // channel while being joined.
+            while worker.results.recv().is_ok() {}
+            if let Some(handle) = worker.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Batches sent and not yet taken back, oldest first (by the worker that has each).
+pub(crate) struct InFlight<'p> {
+    pub(crate) pool: &'p FormatPool,
+    pub(crate) workers: VecDeque<usize>,
+}
+
+impl InFlight<'_> {
+    /// The oldest batch's result; waits, but notices a stop signal.
+    pub(crate) fn take_next(&mut self, stop: &AtomicBool) -> Result<FormattedBatch, PoolError> {
+        let worker = *self.workers.front().expect("called with batches in flight");
+        loop {
+            match self.pool.workers[worker]
+                .results
+                .recv_timeout(Duration::from_millis(100))
+            {
+                Ok(batch) => {
+                    self.workers.pop_front();
+                    return Ok(batch);
+                }
+                Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => continue,
+                Err(RecvTimeoutError::Timeout) => return Err(PoolError::Interrupted),
+                Err(RecvTimeoutError::Disconnected) => return Err(PoolError::WorkerGone),
+            }
+        }
+    }
+
+    /// Take back and drop every result still on its way, so none leaks into the next page.
+    pub(crate) fn discard(&mut self) {
+        while let Some(worker) = self.workers.pop_front() {
+            let _ = self.pool.workers[worker].results.recv();
+        }
+    }
+}
