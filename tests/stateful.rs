@@ -223,12 +223,25 @@ fn sigterm_during_a_large_page_stops_within_two_seconds_and_the_next_run_deliver
     });
     let mut child = harness.spawn(&["--format", "json"]);
     let mut stdout = child.stdout.take().unwrap();
+    let (first_line, first_line_seen) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        stdout.read_to_string(&mut text).unwrap();
-        text
+        let mut bytes = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buffer).unwrap() {
+                0 => return String::from_utf8(bytes).unwrap(),
+                n => bytes.extend_from_slice(&buffer[..n]),
+            }
+            if bytes.contains(&b'\n') {
+                let _ = first_line.send(());
+            }
+        }
     });
-    std::thread::sleep(Duration::from_millis(1_500));
+    // Signal in the middle of the page: once events flow (however busy the machine is).
+    first_line_seen
+        .recv_timeout(Duration::from_secs(30))
+        .expect("no event within 30 s");
+    std::thread::sleep(Duration::from_millis(300));
     let signalled = Instant::now();
     send_signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();

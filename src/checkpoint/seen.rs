@@ -6,13 +6,12 @@
 //! and unlike a fast non-cryptographic hash an attacker who controls request content cannot
 //! craft an event that collides with another one to get it dropped.
 
-use super::state_file::{SeenPosition, StateError, open_private, sync_directory};
+use super::state_file::{SeenPosition, StateError, open_private, sync_directory, write_durably};
 use sha2::{Digest, Sha256};
 use std::collections::{HashSet, VecDeque};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 pub fn event_hash(raw_event: &[u8]) -> u64 {
@@ -261,16 +260,7 @@ impl Seen {
         for hash in &self.order {
             bytes.extend_from_slice(&hash.to_le_bytes());
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(error)?;
-        file.write_all(&bytes).map_err(error)?;
-        file.sync_all().map_err(error)?;
+        let file = write_durably(&path, &bytes).map_err(error)?;
         sync_directory(&path).map_err(error)?;
         let old = journal.generation;
         journal.file = file;

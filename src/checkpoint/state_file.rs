@@ -163,18 +163,8 @@ impl StateFile {
         let mut text = serde_json::to_vec_pretty(state).expect("state serialises");
         text.push(b'\n');
         let temporary = self.temporary_path();
-        let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(&text)?;
-            file.sync_all()?;
-            drop(file);
-            fs::rename(&temporary, &self.path)
-        })();
+        let written =
+            write_durably(&temporary, &text).and_then(|_| fs::rename(&temporary, &self.path));
         if let Err(error) = written {
             // A half-written temporary must not outlive the failure (a full disk keeps it full).
             let _ = fs::remove_file(&temporary);
@@ -221,6 +211,21 @@ pub fn open_private(path: &Path) -> std::io::Result<File> {
         .truncate(false)
         .mode(0o600)
         .open(path)
+}
+
+/// Replace `path` with `bytes`, readable by its owner only, and durable before this returns
+/// (the file; a new name in a directory is durable once the caller syncs the directory).
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<File> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(file)
 }
 
 /// A rename is durable only once its directory is.

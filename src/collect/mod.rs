@@ -11,12 +11,20 @@ pub mod plan;
 pub mod retry;
 pub mod signals;
 
+mod delivery;
+mod opening;
+mod report;
+
+use delivery::Delivery;
+use opening::{Checkpointing, open_state_and_output};
+use report::report_notices;
+
 use crate::checkpoint::{RunLock, RunRecord, Seen, State, StateFile};
 use crate::config::timespec::{describe, human_duration};
-use crate::config::{CollectSettings, OutputSettings, OutputTarget, StateSettings};
+use crate::config::{ApiSettings, CollectSettings, OutputSettings, OutputTarget, StateSettings};
 use crate::diagnostics::error_reporting::{self, Exit, Reported};
 use crate::pipeline::pool::{DEFAULT_WORKERS, FormatPool};
-use crate::sink::{Reconciled, Sink};
+use crate::sink::{self, Reconciled, Sink};
 use crate::source::api::{ApiError, Client, Query, Request};
 use crate::source::page::{Deliver, Event, Flow, PageEnd, PageError, PageReader, PageStats};
 use anyhow::Context as _;
@@ -34,9 +42,9 @@ const STATELESS_DEDUP: usize = 100_000;
 
 /// Where the run gets its first request from.
 #[derive(Debug, Clone, Copy)]
-pub enum Start {
+pub enum Start<'a> {
     /// Continue from the state file.
-    Stateful,
+    Stateful(&'a StateSettings),
     /// One window ending a safety lag before now, nothing remembered (`--no-state`).
     Window,
     /// `--from`/`--to`, nothing remembered.
@@ -81,81 +89,17 @@ pub struct Summary {
 
 pub struct RunSetup<'a> {
     pub client: &'a Client,
-    pub host: &'a str,
-    pub config_ids: &'a str,
+    pub api: &'a ApiSettings,
     pub collect: &'a CollectSettings,
     pub output: &'a OutputSettings,
-    pub state: Option<&'a StateSettings>,
-    pub start: Start,
+    pub start: Start<'a>,
     pub signals: &'a Signals,
 }
 
-/// Everything that happens to one formatted event, in page order.
-struct Delivery {
-    sink: Sink,
-    seen: Seen,
-    max_events: u64,
-    max_bytes: u64,
-    /// Events and bytes handed to the sink (the budgets count these).
-    events: u64,
-    bytes: u64,
-    /// Of those, what a successful write has taken: what a summary may call delivered.
-    written_events: u64,
-    written_bytes: u64,
-    duplicates: u64,
-    events_with_decode_errors: u64,
-    shrunk_events: u64,
-    page_max_start: Option<f64>,
-    budget_hit: Option<StopReason>,
-}
-
-impl Deliver for Delivery {
-    fn event(&mut self, event: Event<'_>) -> anyhow::Result<Flow> {
-        if let Some(start) = event.start {
-            self.page_max_start = Some(self.page_max_start.map_or(start, |m| m.max(start)));
-        }
-        if self.seen.contains(event.hash) {
-            self.duplicates += 1;
-            return Ok(Flow::Continue);
-        }
-        if self.events >= self.max_events {
-            self.budget_hit = Some(StopReason::MaxEvents);
-            return Ok(Flow::Stop);
-        }
-        let length = event.line.len() as u64 + 1;
-        // The first event always goes, so a single huge event cannot stall the collector.
-        if self.events > 0 && self.bytes + length > self.max_bytes {
-            self.budget_hit = Some(StopReason::MaxBytes);
-            return Ok(Flow::Stop);
-        }
-        if self.sink.needs_flush_before(event.line.len()) {
-            self.flush()?;
-        }
-        self.sink.append(event.line);
-        self.seen.record(event.hash);
-        self.events += 1;
-        self.bytes += length;
-        self.events_with_decode_errors += u64::from(event.formatted.decode_errors);
-        self.shrunk_events += u64::from(event.formatted.shrunk);
-        if self.sink.is_full() {
-            self.flush()?;
-        }
-        Ok(Flow::Continue)
-    }
-}
-
-impl Delivery {
-    /// Write the buffered lines, then journal exactly their hashes.
-    fn flush(&mut self) -> anyhow::Result<()> {
-        if let Err(error) = self.sink.flush() {
-            // Unknown how much reached the reader: not journalled, so at worst sent twice.
-            self.seen.discard_pending();
-            return Err(error.into());
-        }
-        self.written_events = self.events;
-        self.written_bytes = self.bytes;
-        self.seen.flush()?;
-        Ok(())
+impl RunSetup<'_> {
+    /// The config ids as offsets are bound to them (and the state records them).
+    fn config_ids(&self) -> String {
+        self.api.config_ids.to_string()
     }
 }
 
@@ -168,12 +112,6 @@ enum Failed {
     Cut(ApiError),
 }
 
-struct Checkpointing {
-    file: StateFile,
-    state: State,
-    _lock: RunLock,
-}
-
 pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let now = unix_now();
@@ -182,14 +120,16 @@ pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
     let replay = match setup.start {
         Start::Window => Some(window_range(setup.collect.window, now)),
         Start::Replay { from, to } => Some((from, to)),
-        Start::Stateful => None,
+        Start::Stateful(_) => None,
     };
     let planner = match (setup.start, replay) {
         (Start::Window | Start::Replay { .. }, Some((from, to))) => {
             Planner::replay(from, to, setup.collect.limit)
         }
         _ => {
-            let settings = setup.state.expect("stateful runs have state settings");
+            let Start::Stateful(settings) = setup.start else {
+                unreachable!("a run without a time range is stateful")
+            };
             // A state that has neither offset nor checkpoint never got past its first request.
             let previous = checkpointing
                 .as_ref()
@@ -197,8 +137,8 @@ pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
                 .filter(|s| s.offset.is_some() || s.checkpoint.is_some());
             let (planner, notices) = Planner::stateful(
                 previous,
-                setup.host,
-                setup.config_ids,
+                &setup.api.host,
+                &setup.config_ids(),
                 &PlanSettings {
                     limit: setup.collect.limit,
                     initial_lookback: settings.initial_lookback,
@@ -217,65 +157,6 @@ pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
     collector.summary = summary;
     collector.replay = replay;
     collector.finish(started)
-}
-
-type Opened = (Option<Checkpointing>, Sink, Seen);
-
-fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Opened> {
-    let stateful = matches!(setup.start, Start::Stateful);
-    let Some(settings) = setup.state.filter(|_| stateful) else {
-        let sink = match &setup.output.target {
-            OutputTarget::Stdout => Sink::stdout(),
-            OutputTarget::File(path) => Sink::file(path, None)?.0,
-        };
-        return Ok((None, sink, Seen::in_memory(STATELESS_DEDUP)));
-    };
-    let lock = RunLock::acquire(&settings.path)?;
-    let file = StateFile::new(&settings.path);
-    file.remove_stale_temporary();
-    let mut state = file
-        .load()?
-        .unwrap_or_else(|| State::new(setup.host, setup.config_ids));
-    let (mut sink, reconciled) = match &setup.output.target {
-        // The state moves past what stdout takes: stdout must be someone's.
-        OutputTarget::Stdout => (Sink::stdout_with_a_reader()?, Reconciled::New),
-        OutputTarget::File(path) => Sink::file(path, state.output.as_ref())?,
-    };
-    if matches!(setup.output.target, OutputTarget::File(_)) && reconciled != Reconciled::Continued {
-        // Commit where this file starts before the first write, so that what a crash or a full
-        // disk leaves behind in it is cut by the next run, even after a first run.
-        state.output = sink.commit()?;
-        file.save(&state)
-            .context("recording the output file's position")?;
-    }
-    match &reconciled {
-        Reconciled::CutTail { bytes } => tracing::warn!(
-            code = "recovered_crash",
-            "the previous run stopped between writing and committing: cut its last {bytes} \
-             uncommitted bytes from the output file; those events are fetched again"
-        ),
-        Reconciled::Rotated => tracing::info!("the output file was rotated since the last run"),
-        Reconciled::New | Reconciled::Continued => {}
-    }
-    let keep_uncommitted = !matches!(
-        reconciled,
-        Reconciled::CutTail { .. } | Reconciled::Continued
-    );
-    let seen = Seen::open(
-        &settings.path,
-        state.seen,
-        keep_uncommitted,
-        settings.dedup_capacity,
-    )?;
-    Ok((
-        Some(Checkpointing {
-            file,
-            state,
-            _lock: lock,
-        }),
-        sink,
-        seen,
-    ))
 }
 
 struct Collector<'a> {
@@ -546,8 +427,8 @@ impl<'a> Collector<'a> {
                 state.offset = Some(offset.to_string());
                 state.offset_obtained_at = obtained;
             }
-            state.host = self.setup.host.to_string();
-            state.config_ids = self.setup.config_ids.to_string();
+            state.host = self.setup.api.host.clone();
+            state.config_ids = self.setup.config_ids();
         }
         checkpointing
             .file
@@ -603,145 +484,6 @@ impl<'a> Collector<'a> {
             tracing::warn!("{error}");
         }
     }
-
-    /// The run's last words: warnings that follow from how it ended, then its one summary line.
-    fn log_summary(&self, failed: Option<Exit>) {
-        let s = &self.summary;
-        if s.events_with_decode_errors > 0 {
-            tracing::warn!(
-                code = "decode_errors",
-                "{} event(s) had fields that could not be decoded; they are delivered with \
-                 their original text and list the fields in decodeErrors",
-                s.events_with_decode_errors
-            );
-        }
-        let budget = match s.stopped_by {
-            Some(reason @ (StopReason::MaxEvents | StopReason::MaxBytes)) => Some(reason),
-            _ => None,
-        };
-        match (budget, self.replay) {
-            (Some(reason), None) => {
-                let behind = self
-                    .planner
-                    .checkpoint()
-                    .map(|c| format!(" (the checkpoint is {} behind now)", ago(c)))
-                    .unwrap_or_default();
-                tracing::warn!(
-                    code = "behind",
-                    "this run reached {} with events still pending{behind}; the next run \
-                     continues exactly here. If this repeats, the collector falls behind: raise \
-                     max_events and Wazuh's wazuh_modules.max_eps, shorten the interval, or use \
-                     the file route",
-                    reason.name()
-                );
-            }
-            (Some(reason), Some((_, to))) => {
-                // Nothing is remembered, so say exactly how to go on. The checkpoint is a proven
-                // lower bound of what was not delivered: a few events may repeat, none is skipped.
-                let from = self.planner.checkpoint().unwrap_or(to);
-                tracing::warn!(
-                    code = "replay_incomplete",
-                    "this run reached {} before the end of its time range; to deliver the rest, \
-                     run again with --from {from} --to {to} (events near {from} may repeat), or \
-                     raise --max-events/--max-bytes",
-                    reason.name()
-                );
-            }
-            (None, _) => {}
-        }
-        let mut status = match (failed, s.caught_up, s.stopped_by) {
-            (Some(exit), _, _) => format!("failed ({})", exit.diagnostic_code()),
-            (None, true, _) if self.replay.is_some() => "the whole time range delivered".into(),
-            (None, true, _) => "caught up".into(),
-            (None, false, Some(reason)) => format!("stopped by {}", reason.name()),
-            (None, false, None) => "stopped".into(),
-        };
-        if let Some(limit) = self.planner.smallest_limit() {
-            status.push_str(&format!(
-                " (responses were cut before their end; pages went down to {limit} events)"
-            ));
-        }
-        let position = match (&self.checkpointing, self.replay) {
-            (Some(checkpointing), _) => {
-                let state = &checkpointing.state;
-                let at = match &state.offset {
-                    Some(offset) => format!("offset {}", abbreviate(offset)),
-                    None => "a time query".to_string(),
-                };
-                let checkpoint = state
-                    .checkpoint
-                    .map(|c| format!(", checkpoint {}", describe(jiff_from(c))))
-                    .unwrap_or_default();
-                format!("next run continues at {at}{checkpoint}")
-            }
-            (None, Some((from, to))) => format!(
-                "time range {} to {}, no state kept",
-                describe(jiff_from(from)),
-                describe(jiff_from(to))
-            ),
-            (None, None) => "no state kept".to_string(),
-        };
-        tracing::info!(
-            code = "summary",
-            events = s.events,
-            duplicates = s.duplicates,
-            pages = s.pages,
-            response_bytes = s.response_bytes,
-            output_bytes = s.output_bytes,
-            retries = s.retries,
-            spooled_bytes = s.spilled_bytes,
-            seconds = format!("{:.3}", s.elapsed.as_secs_f64()),
-            "{} events in {} page(s), {status}; {position}",
-            s.events,
-            s.pages
-        );
-    }
-}
-
-fn ago(t: i64) -> String {
-    human_duration(Duration::from_secs((unix_now() - t).max(0) as u64))
-}
-
-fn report_notices(notices: &[Notice], summary: &mut Summary) {
-    for notice in notices {
-        match notice {
-            Notice::Gap { from, to } => {
-                summary.lost_events = true;
-                tracing::error!(
-                    code = "gap",
-                    gap_from = from,
-                    gap_to = to,
-                    "events stored from {} to {} can no longer be fetched (the API keeps 12 \
-                     hours): they are lost. Run the collector more often, and alert on this",
-                    describe(jiff_from(*from)),
-                    describe(jiff_from(*to))
-                );
-            }
-            Notice::Clamped { from, to } => tracing::warn!(
-                code = "clamped",
-                "the API refused `from` {} as older than its 12 hours; asking from {} instead",
-                describe(jiff_from(*from)),
-                describe(jiff_from(*to))
-            ),
-            Notice::Recovering { from, reason } => tracing::warn!(
-                code = "recovering",
-                "{reason}: continuing by time from {}; events already delivered are dropped by hash",
-                describe(jiff_from(*from))
-            ),
-        }
-    }
-}
-
-fn abbreviate(text: &str) -> String {
-    if text.chars().count() <= 24 {
-        text.to_string()
-    } else {
-        format!("{}…", text.chars().take(24).collect::<String>())
-    }
-}
-
-fn jiff_from(seconds: i64) -> jiff::Timestamp {
-    jiff::Timestamp::from_second(seconds).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 pub fn unix_now() -> i64 {

@@ -1,11 +1,11 @@
 //! `decode`: saved raw API output, decoded offline into the configured format.
 
-use crate::config::{ConfigError, OutputTarget, Resolver};
+use crate::config::{ConfigError, Resolver};
 use crate::diagnostics::error_reporting::Exit;
 use crate::pipeline::classify::{LineKind, classify_line, oversized_event};
 use crate::pipeline::event::Value;
 use crate::pipeline::format::Formatter;
-use crate::sink::Sink;
+use crate::sink;
 use crate::source::lines::{Line, Lines, ReadChunks};
 use crate::source::page::{PageStats, note_bad_line};
 
@@ -43,10 +43,7 @@ pub(super) fn run(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> an
         ),
         _ => Box::new(std::io::stdin().lock()),
     };
-    let mut sink = match &output.target {
-        OutputTarget::Stdout => Sink::stdout(),
-        OutputTarget::File(path) => Sink::file(path, None)?.0,
-    };
+    let (mut sink, _) = sink::open(&output.target, None, false)?;
     let mut formatter = Formatter::new(&output);
     let mut lines = Lines::new(ReadChunks::new(input, 256 * 1024), 8 * 1024 * 1024);
     let mut line_buffer = Vec::new();

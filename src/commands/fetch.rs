@@ -22,21 +22,19 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>) -> anyhow::Result<Exit> {
     };
     let collect = resolver.collect(&output, kind)?;
     let api = resolver.api()?;
-    let start = match (replay, cli.fetch.no_state) {
+    let state = resolver.state(replay.is_some() || cli.fetch.no_state)?;
+    let start = match (replay, &state) {
         (Some((from, to)), _) => Start::Replay { from, to },
-        (None, true) => Start::Window,
-        (None, false) => Start::Stateful,
+        (None, Some(settings)) => Start::Stateful(settings),
+        (None, None) => Start::Window,
     };
-    let state = resolver.state(!matches!(start, Start::Stateful))?;
     let signals = Signals::install().context("installing signal handlers")?;
     let client = Client::new(&api)?;
     let summary = collect::run(RunSetup {
         client: &client,
-        host: &api.host,
-        config_ids: &api.config_ids.to_string(),
+        api: &api,
         collect: &collect,
         output: &output,
-        state: state.as_ref(),
         start,
         signals: &signals,
     })?;

@@ -1,0 +1,283 @@
+use super::*;
+use crate::config::OutputSettings;
+use crate::config::{Format, OutputTarget};
+use crate::pipeline::pool::DEFAULT_WORKERS;
+
+struct Chunks(std::vec::IntoIter<Vec<u8>>, Option<Failure>);
+
+impl ChunkSource for Chunks {
+    type Error = Failure;
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Failure> {
+        match self.0.next() {
+            Some(chunk) => Ok(Some(chunk)),
+            None => match self.1.take() {
+                Some(failure) => Err(failure),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+impl SpillCounter for Chunks {}
+
+/// Collects the raw lines (the pool formats as `raw`), stopping after `stop_after`.
+struct Collect {
+    events: Vec<String>,
+    stop_after: Option<usize>,
+}
+
+impl Deliver for Collect {
+    fn event(&mut self, event: Event<'_>) -> anyhow::Result<Flow> {
+        self.events
+            .push(String::from_utf8(event.line.to_vec()).unwrap());
+        Ok(match self.stop_after {
+            Some(n) if self.events.len() >= n => Flow::Stop,
+            _ => Flow::Continue,
+        })
+    }
+}
+
+fn reader() -> PageReader {
+    PageReader {
+        memory_limit: 1024,
+        spill_dir: None,
+        max_line: 1024,
+        stop: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+fn raw_pool() -> FormatPool {
+    let output = OutputSettings {
+        target: OutputTarget::Stdout,
+        format: Format::Raw,
+        max_line_bytes: 60_000,
+    };
+    FormatPool::new(&output, DEFAULT_WORKERS).unwrap()
+}
+
+fn read(
+    body: &str,
+    stop_after: Option<usize>,
+) -> (Result<PageEnd, PageError>, PageStats, Vec<String>) {
+    read_chunks(vec![body.as_bytes().to_vec()], None, stop_after)
+}
+
+fn read_chunks(
+    chunks: Vec<Vec<u8>>,
+    failure: Option<Failure>,
+    stop_after: Option<usize>,
+) -> (Result<PageEnd, PageError>, PageStats, Vec<String>) {
+    let mut stats = PageStats::default();
+    let mut collect = Collect {
+        events: Vec::new(),
+        stop_after,
+    };
+    let lines = Lines::new(Chunks(chunks.into_iter(), failure), 1024);
+    let result = reader().read_lines(lines, &mut stats, &raw_pool(), &mut collect);
+    (result, stats, collect.events)
+}
+
+const E1: &str = r#"{"type":"akamai_siem","httpMessage":{"requestId":"1"}}"#;
+const E2: &str = r#"{"type":"akamai_siem","httpMessage":{"requestId":"2"}}"#;
+
+#[test]
+fn a_complete_page_ends_with_its_context() {
+    let body = format!("{E1}\r\n\n{E2}\n{{ \"total\": 2, \"offset\":\"a;b\", \"limit\":2 }}");
+    let (result, stats, events) = read(&body, None);
+    let Ok(PageEnd::Complete(context)) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(
+        context,
+        Context {
+            total: Some(2),
+            offset: "a;b".into(),
+            limit: Some(2)
+        }
+    );
+    assert_eq!(events, vec![E1, E2]);
+    assert_eq!(stats.events, 2);
+    assert_eq!(stats.bytes, body.len() as u64);
+}
+
+#[test]
+fn an_empty_page_has_only_its_context() {
+    let (result, _, events) = read("{ \"total\": 0, \"offset\":\"318d8\" }\n", None);
+    assert!(matches!(
+        result,
+        Ok(PageEnd::Complete(Context {
+            total: Some(0),
+            limit: None,
+            ..
+        }))
+    ));
+    assert!(events.is_empty());
+}
+
+#[test]
+fn no_context_line_is_a_truncation() {
+    let (result, _, events) = read(&format!("{E1}\n{E2}\n"), None);
+    assert!(matches!(
+        result,
+        Err(PageError::Api(ApiError::Truncated { events: 2 }))
+    ));
+    assert_eq!(
+        events.len(),
+        2,
+        "complete events before the cut still go out"
+    );
+}
+
+#[test]
+fn a_body_cut_mid_line_is_a_truncation_not_a_bad_line() {
+    let (result, stats, events) = read(&format!("{E1}\n{{\"type\":\"akamai_siem\",\"htt"), None);
+    assert!(matches!(
+        result,
+        Err(PageError::Api(ApiError::Truncated { events: 1 }))
+    ));
+    assert_eq!(stats.bad_lines, 0);
+    assert_eq!(events, vec![E1]);
+}
+
+#[test]
+fn a_final_event_without_newline_and_no_context_is_a_truncation() {
+    let (result, _, events) = read(&format!("{E1}\n{E2}"), None);
+    assert!(matches!(
+        result,
+        Err(PageError::Api(ApiError::Truncated { events: 2 }))
+    ));
+    assert_eq!(events.len(), 2);
+}
+
+#[test]
+fn bad_lines_are_counted_and_the_rest_delivered() {
+    let body = format!(
+        "{E1}\nnot json \u{1b}[31m at all\n[1,2]\n{E2}\n{{\"total\":4,\"offset\":\"x\"}}\n"
+    );
+    let (result, stats, events) = read(&body, None);
+    assert!(matches!(result, Ok(PageEnd::Complete(_))));
+    assert_eq!(events, vec![E1, E2]);
+    assert_eq!(stats.bad_lines, 2);
+    assert_eq!(
+        stats.first_bad_line.as_deref(),
+        Some("not json .[31m at all")
+    );
+}
+
+#[test]
+fn data_after_the_context_line_is_refused() {
+    let body = format!("{E1}\n{{\"total\":1,\"offset\":\"x\"}}\n{E2}\n");
+    let (result, _, _) = read(&body, None);
+    assert!(matches!(
+        result,
+        Err(PageError::Api(ApiError::Malformed(_)))
+    ));
+}
+
+#[test]
+fn a_context_without_offset_is_refused() {
+    let (result, _, _) = read("{\"total\":0}\n", None);
+    assert!(matches!(
+        result,
+        Err(PageError::Api(ApiError::Malformed(_)))
+    ));
+}
+
+#[test]
+fn the_receiver_can_stop_the_page() {
+    let body = format!("{E1}\n{E2}\n{{\"total\":2,\"offset\":\"x\"}}\n");
+    let (result, _, events) = read(&body, Some(1));
+    assert!(matches!(result, Ok(PageEnd::Stopped)));
+    assert_eq!(events, vec![E1]);
+}
+
+#[test]
+fn a_network_failure_after_some_events_is_reported_after_them() {
+    let chunks = vec![format!("{E1}\n").into_bytes()];
+    let (result, _, events) = read_chunks(
+        chunks,
+        Some(Failure::Source(ApiError::Network {
+            host: "h".into(),
+            message: "connection reset".into(),
+        })),
+        None,
+    );
+    assert!(
+        matches!(result, Err(PageError::Api(ApiError::Network { .. }))),
+        "{result:?}"
+    );
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn a_stop_signal_interrupts_the_page() {
+    let reader = reader();
+    reader.stop.store(true, Ordering::Relaxed);
+    let lines = Lines::new(
+        Chunks(vec![format!("{E1}\n").into_bytes()].into_iter(), None),
+        1024,
+    );
+    let mut collect = Collect {
+        events: Vec::new(),
+        stop_after: None,
+    };
+    let result = reader.read_lines(lines, &mut PageStats::default(), &raw_pool(), &mut collect);
+    assert!(matches!(result, Err(PageError::Interrupted)));
+}
+
+#[test]
+fn many_batches_across_workers_keep_their_order() {
+    let mut body = String::new();
+    let count = 20_000;
+    for i in 0..count {
+        body.push_str(&format!(
+            "{{\"type\":\"akamai_siem\",\"httpMessage\":{{\"requestId\":\"{i}\"}}}}\n"
+        ));
+    }
+    body.push_str(&format!("{{\"total\":{count},\"offset\":\"x\"}}\n"));
+    // Uneven chunks, so lines straddle chunk and batch boundaries.
+    let chunks: Vec<Vec<u8>> = body.as_bytes().chunks(7_777).map(<[u8]>::to_vec).collect();
+    let (result, stats, events) = read_chunks(chunks, None, None);
+    assert!(matches!(result, Ok(PageEnd::Complete(_))), "{result:?}");
+    assert_eq!(stats.events, count);
+    for (i, line) in events.iter().enumerate() {
+        assert!(
+            line.contains(&format!("\"requestId\":\"{i}\"")),
+            "position {i}: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_pool_serves_page_after_page_without_leaking_results() {
+    let pool = raw_pool();
+    for page in 0..3 {
+        let mut body = String::new();
+        for i in 0..5_000 {
+            body.push_str(&format!(
+                "{{\"type\":\"akamai_siem\",\"httpMessage\":{{\"requestId\":\"{page}-{i}\"}}}}\n"
+            ));
+        }
+        body.push_str("{\"total\":5000,\"offset\":\"x\"}\n");
+        let mut collect = Collect {
+            events: Vec::new(),
+            // Stop early on the first page: its in-flight batches must not reach page two.
+            stop_after: (page == 0).then_some(10),
+        };
+        let lines = Lines::new(Chunks(vec![body.into_bytes()].into_iter(), None), 1024);
+        let result = reader().read_lines(lines, &mut PageStats::default(), &pool, &mut collect);
+        if page == 0 {
+            assert!(matches!(result, Ok(PageEnd::Stopped)));
+            assert_eq!(collect.events.len(), 10);
+        } else {
+            assert!(matches!(result, Ok(PageEnd::Complete(_))));
+            assert_eq!(collect.events.len(), 5_000);
+            assert!(
+                collect
+                    .events
+                    .iter()
+                    .all(|l| l.contains(&format!("\"{page}-")))
+            );
+        }
+    }
+}
