@@ -10,10 +10,10 @@
 //! counts bytes (same TLS and HTTP stack), so a figure limited by the fake is visible as such.
 //! Last, the start-up cost of an empty run (caught up, one request).
 
-use akamai_siem::config::secret::Secret;
-use akamai_siem::config::{ApiSettings, parse_config_ids};
-use akamai_siem::source::api::Client;
-use akamai_siem::source::api::{Query, Request};
+use akamai_siem::Client;
+use akamai_siem::Secret;
+use akamai_siem::{ApiSettings, parse_config_ids};
+use akamai_siem::{Query, Request};
 use fake_akamai::{EventSize, FakeAkamai, Options};
 use std::io::Read;
 use std::path::{Path, PathBuf};

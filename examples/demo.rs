@@ -8,7 +8,7 @@
 //! akamai-siem's fetch with that config, exactly as the binary would (first run: by time from
 //! 5 minutes back, then by offset). Extra arguments are passed to akamai-siem.
 
-use akamai_siem::cli::Cli;
+use akamai_siem::Cli;
 use clap::Parser;
 use fake_akamai::{EventSize, FakeAkamai, Options};
 use std::process::ExitCode;
@@ -41,5 +41,5 @@ fn main() -> ExitCode {
         config.display().to_string(),
     ];
     args.extend(std::env::args().skip(1));
-    akamai_siem::commands::main(Cli::parse_from(args))
+    akamai_siem::main(Cli::parse_from(args))
 }

@@ -17,12 +17,31 @@
 //! - `checkpoint`: the state file, the run lock and the journal of delivered events;
 //! - `diagnostics`: logging in text or Wazuh-safe JSON, and errors mapped to exit codes.
 
-pub mod checkpoint;
-pub mod cli;
-pub mod collect;
-pub mod commands;
-pub mod config;
-pub mod diagnostics;
-pub mod pipeline;
-pub mod sink;
-pub mod source;
+mod checkpoint;
+mod cli;
+mod collect;
+mod commands;
+mod config;
+mod diagnostics;
+mod pipeline;
+mod sink;
+mod source;
+
+// The surface the binary, the tests, the examples and the benchmark use; everything else is the
+// crate's own, so what nothing uses shows up as dead code.
+pub use checkpoint::event_hash;
+pub use cli::Cli;
+pub use commands::{main, main_with_usage_error};
+pub use config::secret::Secret;
+pub use config::{ApiSettings, Format, OutputSettings, OutputTarget, parse_config_ids};
+pub use pipeline::classify::parse_context;
+pub use pipeline::decode::decode_event;
+pub use pipeline::event::Value;
+pub use pipeline::format::{Formatter, parse_event};
+pub use pipeline::pool::FormatPool;
+pub use pipeline::wazuh::STATIC_FIELDS;
+pub use source::api::{Client, Query, Request};
+pub use source::edgegrid;
+pub use source::lines::{ChunkSource, Lines};
+pub use source::page::{Deliver, Event, Flow, PageEnd, PageReader, PageStats, SpillCounter};
+pub use source::spool::Failure;

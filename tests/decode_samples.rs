@@ -1,8 +1,8 @@
 //! The shared sample response decodes byte for byte into the shared decoded sample.
 
-use akamai_siem::pipeline::classify::parse_context;
-use akamai_siem::pipeline::decode::decode_event;
-use akamai_siem::pipeline::event::Value;
+use akamai_siem::Value;
+use akamai_siem::decode_event;
+use akamai_siem::parse_context;
 
 mod shared_folder;
 

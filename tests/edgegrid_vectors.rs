@@ -5,8 +5,8 @@
 
 mod shared_folder;
 
-use akamai_siem::config::secret::Secret;
-use akamai_siem::source::edgegrid::{
+use akamai_siem::Secret;
+use akamai_siem::edgegrid::{
     Credentials, RequestParts, Signer, canonical_headers, content_hash, data_to_sign,
 };
 use serde_json::Value;

@@ -4,15 +4,13 @@
 
 mod common;
 
-use akamai_siem::checkpoint::event_hash;
-use akamai_siem::config::{Format, OutputSettings, OutputTarget};
-use akamai_siem::pipeline::format::{Formatter, parse_event};
-use akamai_siem::pipeline::pool::FormatPool;
-use akamai_siem::source::lines::{ChunkSource, Lines};
-use akamai_siem::source::page::{
-    Deliver, Event, Flow, PageEnd, PageReader, PageStats, SpillCounter,
-};
-use akamai_siem::source::spool::Failure;
+use akamai_siem::Failure;
+use akamai_siem::FormatPool;
+use akamai_siem::event_hash;
+use akamai_siem::{ChunkSource, Lines};
+use akamai_siem::{Deliver, Event, Flow, PageEnd, PageReader, PageStats, SpillCounter};
+use akamai_siem::{Format, OutputSettings, OutputTarget};
+use akamai_siem::{Formatter, parse_event};
 use serde_json::Value as Json;
 use std::process::Command;
 use std::sync::Arc;

@@ -4,10 +4,10 @@
 mod common;
 mod shared_folder;
 
-use akamai_siem::config::{Format, OutputSettings, OutputTarget};
-use akamai_siem::pipeline::event::Value;
-use akamai_siem::pipeline::format::Formatter;
-use akamai_siem::pipeline::wazuh::STATIC_FIELDS;
+use akamai_siem::Formatter;
+use akamai_siem::STATIC_FIELDS;
+use akamai_siem::Value;
+use akamai_siem::{Format, OutputSettings, OutputTarget};
 use common::{Harness, now};
 use fake_akamai::{EventSize, FakeAkamai, Options};
 use serde_json::Value as Json;

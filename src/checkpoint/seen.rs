@@ -229,14 +229,6 @@ impl Seen {
             .unwrap_or_default()
     }
 
-    pub fn len(&self) -> usize {
-        self.set.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
-    }
-
     /// When the journal holds more than twice what memory keeps, start a new generation with
     /// only the kept entries. The caller saves a state naming the new position and only then
     /// calls [`Seen::remove_generation`] on the returned old one: a crash in between leaves the
@@ -267,6 +259,12 @@ impl Seen {
         journal.generation = generation;
         journal.entries = self.order.len() as u64;
         Ok(Some(old))
+    }
+
+    /// Hashes held in memory.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.set.len()
     }
 
     pub fn remove_generation(state_path: &Path, generation: u64) {

@@ -179,21 +179,6 @@ impl StateFile {
         let _ = fs::remove_file(self.temporary_path());
     }
 
-    /// Forget the state entirely (used by `state reset` without `--from`).
-    pub fn remove(&self) -> Result<(), StateError> {
-        match fs::remove_file(&self.path) {
-            Ok(()) => sync_directory(&self.path).map_err(|source| StateError::Write {
-                path: self.path.clone(),
-                source,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Write {
-                path: self.path.clone(),
-                source,
-            }),
-        }
-    }
-
     fn temporary_path(&self) -> PathBuf {
         let mut name = self.path.as_os_str().to_owned();
         name.push(".tmp");

@@ -373,7 +373,7 @@ impl<'a> Collector<'a> {
                 Ok(())
             }
             ApiError::BadRequest { .. } if matches!(request.query, Query::Time { .. }) => {
-                match self.planner.from_rejected(now) {
+                match self.planner.rejected_from(now) {
                     Some(notices) => {
                         tracing::warn!(
                             code = "recovering",

@@ -258,7 +258,7 @@ impl Planner {
     /// The API said `from` is too old (a slow request, or its clock ahead of ours): clamp once
     /// more inside the horizon. `None` when the request was not a time query or this was already
     /// tried.
-    pub fn from_rejected(&mut self, now: i64) -> Option<Vec<Notice>> {
+    pub fn rejected_from(&mut self, now: i64) -> Option<Vec<Notice>> {
         let Query::Time { from, to } = self.next else {
             return None;
         };

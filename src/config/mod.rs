@@ -11,8 +11,8 @@ pub mod secret;
 mod settings;
 pub mod timespec;
 
-pub use ini::{Ini, IniSyntaxError, IniValue};
-pub use resolve::{CredentialSource, DEFAULT_CONFIG_NAME, Environment, Overrides, Sources};
+pub use ini::{Ini, IniSyntaxError};
+pub use resolve::{CredentialSource, Environment, Overrides, Sources};
 pub use settings::*;
 
 use std::fmt;
@@ -83,31 +83,22 @@ pub enum ConfigError {
 pub struct Key {
     pub name: &'static str,
     pub flag: Option<&'static str>,
-    pub secret: bool,
 }
 
 const fn key(name: &'static str, flag: &'static str) -> Key {
     Key {
         name,
         flag: Some(flag),
-        secret: false,
     }
 }
 
 const fn file_only(name: &'static str) -> Key {
-    Key {
-        name,
-        flag: None,
-        secret: false,
-    }
+    Key { name, flag: None }
 }
 
+/// A secret comes from the file or the environment only: a flag is visible in `ps`.
 const fn secret(name: &'static str) -> Key {
-    Key {
-        name,
-        flag: None,
-        secret: true,
-    }
+    file_only(name)
 }
 
 pub const KEYS: &[Key] = &[

@@ -185,14 +185,6 @@ fn pad_rule_lists(fields: &mut Object<'_>, longest: usize) {
     }
 }
 
-/// A rule list on its own (errors listed as `path[index]`), for callers outside a stream.
-pub fn decode_rule_list(text: &str, path: &str, errors: &mut Vec<String>) -> Vec<Value<'static>> {
-    let mut decoder = Decoder::default();
-    let list = decoder.rule_list(text, "", path);
-    errors.append(&mut decoder.errors);
-    list
-}
-
 fn decode_header_block(unescaped: &[u8], mut replaced: impl FnMut(usize)) -> Value<'static> {
     // Validate the block once; per-line lossy conversion only for the rare invalid block.
     let lines = match std::str::from_utf8(unescaped) {
@@ -223,12 +215,8 @@ fn decode_header_block(unescaped: &[u8], mut replaced: impl FnMut(usize)) -> Val
 /// UTF-8 (so `%2e%2e` is `..` for the rules), and an escape whose byte is not part of valid
 /// UTF-8 is kept exactly as written (`caf%e9`, the overlong `/` `%c0%af`): replacing it would
 /// destroy attack evidence. The flag says whether any escape was kept.
-pub fn decode_readable(text: &str) -> (Cow<'_, str>, bool) {
-    decode_readable_with(text, &mut Vec::new())
-}
-
-/// `decode_readable` with scratch space for the bytes of a run of escapes, so the stream's
-/// decoder allocates only the decoded text.
+/// The scratch space holds the bytes of a run of escapes, so the decoder allocates only the
+/// decoded text.
 fn decode_readable_with<'t>(text: &'t str, run: &mut Vec<u8>) -> (Cow<'t, str>, bool) {
     let input = text.as_bytes();
     if memchr(b'%', input).is_none() {
@@ -282,17 +270,6 @@ fn escape_at(input: &[u8], at: usize) -> Option<u8> {
     let high = hex_value(*input.get(at + 1)?)?;
     let low = hex_value(*input.get(at + 2)?)?;
     Some(high << 4 | low)
-}
-
-/// `%XX` (either case) → the byte, once; anything else, a malformed `%` and `+` included, is
-/// copied as it is. Borrowed when there is no `%` at all.
-pub fn percent_decode_once(input: &[u8]) -> Cow<'_, [u8]> {
-    if memchr(b'%', input).is_none() {
-        return Cow::Borrowed(input);
-    }
-    let mut out = Vec::new();
-    percent_decode_into(input, &mut out);
-    Cow::Owned(out)
 }
 
 /// Decode into `out` (cleared first). Akamai's blocks have an escape every few bytes, so the

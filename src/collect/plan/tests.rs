@@ -171,7 +171,7 @@ fn a_changed_config_set_does_not_reuse_the_offset() {
 #[test]
 fn a_rejected_from_is_clamped_once_and_a_replay_reports_no_gap() {
     let mut planner = Planner::replay(NOW - HORIZON + 10, NOW - 60, 10);
-    let notices = planner.from_rejected(NOW).unwrap();
+    let notices = planner.rejected_from(NOW).unwrap();
     let clamped = NOW - HORIZON + 2 * HORIZON_MARGIN;
     assert_eq!(
         notices,
@@ -180,7 +180,7 @@ fn a_rejected_from_is_clamped_once_and_a_replay_reports_no_gap() {
             to: clamped
         }]
     );
-    assert!(planner.from_rejected(NOW).is_none(), "only once");
+    assert!(planner.rejected_from(NOW).is_none(), "only once");
 }
 
 #[test]
@@ -197,7 +197,7 @@ fn a_twelve_hour_first_run_starts_at_the_edge_without_a_gap() {
         Query::Time { from, to: None }
     );
     // Even if the API's clock is ahead and it refuses: clamp, but nothing was promised.
-    let notices = planner.from_rejected(NOW + 30).unwrap();
+    let notices = planner.rejected_from(NOW + 30).unwrap();
     assert!(
         !notices.iter().any(|n| matches!(n, Notice::Gap { .. })),
         "{notices:?}"

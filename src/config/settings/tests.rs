@@ -1,6 +1,7 @@
 use super::*;
+use crate::config::Overrides;
+use crate::config::resolve::DEFAULT_CONFIG_NAME as NAME;
 use crate::config::resolve::tests::environment;
-use crate::config::{DEFAULT_CONFIG_NAME as NAME, Overrides};
 use std::fs;
 
 fn sources_with(text: &str, flags: Vec<(&'static str, String)>) -> (tempfile::TempDir, Sources) {

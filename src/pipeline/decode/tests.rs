@@ -1,5 +1,17 @@
 use super::*;
 
+/// A rule list on its own, errors listed as `path[index]`.
+fn decode_rule_list(text: &str, path: &str, errors: &mut Vec<String>) -> Vec<Value<'static>> {
+    let mut decoder = Decoder::default();
+    let list = decoder.rule_list(text, "", path);
+    errors.append(&mut decoder.errors);
+    list
+}
+
+fn decode_readable(text: &str) -> (Cow<'_, str>, bool) {
+    decode_readable_with(text, &mut Vec::new())
+}
+
 fn decode_text(input: &str) -> String {
     let value = decode_event(Value::parse(input.as_bytes()).unwrap());
     let mut out = Vec::new();
@@ -217,18 +229,12 @@ fn percent_decoding_matches_the_reference_crate_on_awkward_input() {
         b"%%41",
         b"end%4",
     ];
+    let mut decoded = Vec::new();
     for case in cases {
         let reference: Vec<u8> = percent_encoding::percent_decode(case).collect();
-        assert_eq!(
-            percent_decode_once(case).as_ref(),
-            reference.as_slice(),
-            "{case:?}"
-        );
+        percent_decode_into(case, &mut decoded);
+        assert_eq!(decoded, reference, "{case:?}");
     }
-    assert!(matches!(
-        percent_decode_once(b"no escapes"),
-        Cow::Borrowed(_)
-    ));
 }
 
 #[test]
