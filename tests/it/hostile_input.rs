@@ -2,7 +2,7 @@
 //! the affected fields listed), and every Wazuh line stays within the cap whatever the shape
 //! of the event.
 
-mod common;
+use crate::common;
 
 use akamai_siem::Failure;
 use akamai_siem::FormatPool;

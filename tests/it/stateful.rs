@@ -1,7 +1,7 @@
 //! Stateful collection over many runs: whatever happens (faults, expired offsets, kill -9,
 //! SIGTERM, budgets, overlapping runs), the union of all runs' output holds every event once.
 
-mod common;
+use crate::common;
 
 use common::{Harness, Run, assert_exactly_once, ids_in, now};
 use fake_akamai::{EventSize, Fault, Options};

@@ -3,7 +3,7 @@
 //! the run skips them on purpose (see tests/shared_folder); the project's own vectors
 //! (tests/data/edgegrid/) always run.
 
-mod shared_folder;
+use crate::shared_folder;
 
 use akamai_siem::Secret;
 use akamai_siem::edgegrid::{

@@ -2,7 +2,7 @@
 //! say each cause once and name the place to fix, flags that cannot apply refused, replays that
 //! deliver the window asked for.
 
-mod common;
+use crate::common;
 
 use common::{Harness, now};
 use fake_akamai::{EventSize, Options};

@@ -1,8 +1,8 @@
 //! Wazuh: the output format's hard limits on every kind of event, the rules file's structure,
 //! and which rule each kind of event triggers.
 
-mod common;
-mod shared_folder;
+use crate::common;
+use crate::shared_folder;
 
 use akamai_siem::Formatter;
 use akamai_siem::STATIC_FIELDS;

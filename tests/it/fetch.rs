@@ -1,8 +1,8 @@
 //! One run against the fake API: every event of the window once, decoded per §6.1, pages
 //! followed, faults handled with the documented exit codes, nothing printed twice.
 
-mod common;
-mod shared_folder;
+use crate::common;
+use crate::shared_folder;
 
 use common::{Harness, assert_exactly_once, now};
 use fake_akamai::{EventSize, Fault, LineStyle, Options};

@@ -1,7 +1,7 @@
 //! The run loop at its edges: certificates, gateway blocks, pages the API keeps cutting, the
 //! 12-hour horizon, runs without state, and what a run says about itself when it ends.
 
-mod common;
+use crate::common;
 
 use common::{Harness, assert_exactly_once, counts, now};
 use fake_akamai::{Fault, Options};

@@ -2,7 +2,7 @@
 //! never overwrites a config, keeps every modified rules file, leaves Wazuh's own directories
 //! alone, prints paths under the prefix, and can run again.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

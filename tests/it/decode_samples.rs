@@ -4,7 +4,7 @@ use akamai_siem::Value;
 use akamai_siem::decode_event;
 use akamai_siem::parse_context;
 
-mod shared_folder;
+use crate::shared_folder;
 
 #[test]
 fn shared_sample_decodes_byte_for_byte() {

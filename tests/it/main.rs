@@ -1,0 +1,16 @@
+//! The integration tests, one binary (one link) with a module per concern: the real binary
+//! against the fake Akamai API, the Wazuh files, the deployment files and the official vectors.
+
+mod common;
+mod shared_folder;
+
+mod decode_samples;
+mod deploy;
+mod edgegrid_vectors;
+mod fetch;
+mod hostile_input;
+mod install;
+mod operator;
+mod run_edges;
+mod stateful;
+mod wazuh;
