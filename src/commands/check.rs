@@ -84,8 +84,10 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyh
     let end = reader
         .read(body, &mut stats, &pool, &mut Discard)
         .map_err(|e| match e {
+            // Each keeps its typed chain, so the exit code is the real run's.
             crate::source::page::PageError::Api(api) => anyhow::Error::new(api),
-            other => anyhow::anyhow!("{other}"),
+            crate::source::page::PageError::Handler(error) => error,
+            interrupted => anyhow::Error::new(interrupted),
         })?;
     let elapsed = started.elapsed();
     let sample = match end {
