@@ -9,11 +9,14 @@
 //! - `commands`: fetch, check, decode and state: thin wiring over the rest;
 //! - `collect`: the fetch run loop: the request planner, retries, budgets and the commit order;
 //! - `source`: where raw event lines come from: the API client (EdgeGrid signer, requests and
-//!   their errors), the spool between the socket and the decoder, the line splitter, the page
-//!   protocol, and the shrinking of lines too long to hold;
-//! - `pipeline`: what a raw line becomes: the event tree, §6.1 decoding, the output formats
-//!   including the Wazuh shape;
-//! - `sink`: where output lines go (stdout, a file): whole lines, made durable, then committed;
+//!   their errors), the spool between the socket and the decoder (and the pump that fills it),
+//!   the line splitter, the page protocol. Any byte stream is a `ChunkSource`; the pipeline
+//!   and the journal never know which one it was;
+//! - `pipeline`: what a raw line becomes: its kind (`classify`), the event tree, §6.1 decoding,
+//!   the output formats including the Wazuh shape, the shrinking of lines too long to hold,
+//!   and the format workers;
+//! - `sink`: where output lines go: one `Destination` per route (stdout, a file), behind a
+//!   `Sink` that writes whole lines, makes them durable, then says what to commit;
 //! - `checkpoint`: the state file, the run lock and the journal of delivered events;
 //! - `diagnostics`: logging in text or Wazuh-safe JSON, and errors mapped to exit codes.
 

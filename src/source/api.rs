@@ -29,8 +29,6 @@ pub struct Request {
     pub limit: u32,
 }
 
-/// The body is read in pieces of this size.
-const READ_SIZE: usize = 64 * 1024;
 /// Error bodies are small; read no more than this of one.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
 
@@ -153,24 +151,6 @@ impl PageBody {
         ApiError::Network {
             host: self.host.clone(),
             message: describe_io(error),
-        }
-    }
-
-    /// Read the whole body into the spool as fast as the network gives it (on its own thread:
-    /// the socket never waits for the output), then say how it ended.
-    pub fn pump_into(mut self, producer: crate::source::spool::Producer) {
-        let mut buffer = vec![0u8; READ_SIZE];
-        loop {
-            match self.read(&mut buffer) {
-                Ok(0) => return producer.finish(Ok(())),
-                Ok(n) => {
-                    if producer.push(buffer[..n].to_vec()).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return producer.finish(Err(self.network_error(&e))),
-            }
         }
     }
 }

@@ -125,7 +125,7 @@ impl PageReader {
         let consumer = consumer.with_stop_flag(Arc::clone(&self.stop));
         let reader = thread::Builder::new()
             .name("response-reader".into())
-            .spawn(move || body.pump_into(producer))
+            .spawn(move || spool::pump(body, producer))
             .map_err(|e| {
                 PageError::Handler(anyhow::anyhow!("cannot start the reader thread: {e}"))
             })?;

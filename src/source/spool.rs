@@ -6,10 +6,11 @@
 //! temporary file; the reader drains memory first, then the file, then returns to memory. Order
 //! is kept because nothing goes to memory while the file still holds unread data.
 
-use crate::source::api::ApiError;
+use crate::source::api::{ApiError, PageBody};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -188,6 +189,27 @@ impl Drop for Producer {
                 message: "the response reader stopped unexpectedly".to_string(),
             }));
             self.shared.changed.notify_all();
+        }
+    }
+}
+
+/// The body is read in pieces of this size.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Read the whole body into the spool as fast as the network gives it (on its own thread: the
+/// socket never waits for the output), then say how it ended.
+pub fn pump(mut body: PageBody, producer: Producer) {
+    let mut buffer = vec![0u8; READ_SIZE];
+    loop {
+        match body.read(&mut buffer) {
+            Ok(0) => return producer.finish(Ok(())),
+            Ok(n) => {
+                if producer.push(buffer[..n].to_vec()).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return producer.finish(Err(body.network_error(&e))),
         }
     }
 }
