@@ -61,6 +61,14 @@ pub struct RunRecord {
 }
 
 impl State {
+    /// Record where the output stands after a commit. A destination without a position
+    /// (stdout, /dev/null) keeps the last file's, for a later run into that file.
+    pub fn record_output(&mut self, position: Option<OutputPosition>) {
+        if position.is_some() {
+            self.output = position;
+        }
+    }
+
     pub fn new(host: &str, config_ids: &str) -> State {
         State {
             version: STATE_VERSION,
@@ -225,6 +233,20 @@ pub fn sync_directory(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_destination_without_a_position_keeps_the_files() {
+        let mut state = sample();
+        let file = state.output.clone();
+        state.record_output(None);
+        assert_eq!(state.output, file, "stdout or /dev/null must not erase it");
+        let moved = OutputPosition {
+            length: 99,
+            ..file.clone().unwrap()
+        };
+        state.record_output(Some(moved.clone()));
+        assert_eq!(state.output, Some(moved));
+    }
 
     #[test]
     fn a_failed_save_leaves_no_temporary_behind() {

@@ -413,10 +413,7 @@ impl<'a> Collector<'a> {
             return Ok(());
         };
         let state = &mut checkpointing.state;
-        // A stdout run keeps the last file position, for a later run into that file.
-        if output.is_some() {
-            state.output = output;
-        }
+        state.record_output(output);
         state.seen = seen;
         // A first run cut short must still remember where its time window began.
         if page_complete || state.checkpoint.is_none() {

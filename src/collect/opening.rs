@@ -27,7 +27,7 @@ pub(super) fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Open
     if matches!(setup.output.target, OutputTarget::File(_)) && reconciled != Reconciled::Continued {
         // Commit where this file starts before the first write, so that what a crash or a full
         // disk leaves behind in it is cut by the next run, even after a first run.
-        state.output = sink.commit()?;
+        state.record_output(sink.commit()?);
         file.save(&state)
             .context("recording the output file's position")?;
     }

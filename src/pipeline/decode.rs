@@ -214,9 +214,8 @@ fn decode_header_block(unescaped: &[u8], mut replaced: impl FnMut(usize)) -> Val
 /// `path`/`query` are the client's own text: every escape is decoded once where its bytes form
 /// UTF-8 (so `%2e%2e` is `..` for the rules), and an escape whose byte is not part of valid
 /// UTF-8 is kept exactly as written (`caf%e9`, the overlong `/` `%c0%af`): replacing it would
-/// destroy attack evidence. The flag says whether any escape was kept.
-/// The scratch space holds the bytes of a run of escapes, so the decoder allocates only the
-/// decoded text.
+/// destroy attack evidence. The flag says whether any escape was kept. `run` is scratch space
+/// for the bytes of a run of escapes, so the decoder allocates only the decoded text.
 fn decode_readable_with<'t>(text: &'t str, run: &mut Vec<u8>) -> (Cow<'t, str>, bool) {
     let input = text.as_bytes();
     if memchr(b'%', input).is_none() {
@@ -279,12 +278,9 @@ pub fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
     out.reserve(input.len());
     let mut run_start = 0;
     let visit = |at: usize, out: &mut Vec<u8>, run_start: &mut usize| {
-        if let (Some(high), Some(low)) = (
-            input.get(at + 1).and_then(|&b| hex_value(b)),
-            input.get(at + 2).and_then(|&b| hex_value(b)),
-        ) {
+        if let Some(byte) = escape_at(input, at) {
             out.extend_from_slice(&input[*run_start..at]);
-            out.push(high << 4 | low);
+            out.push(byte);
             *run_start = at + 3;
         }
     };
