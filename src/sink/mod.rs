@@ -8,6 +8,7 @@
 //! Each route is one [`Destination`] in a file of its own; [`open`] is the one place that picks
 //! it from the configured target.
 
+pub mod backoff;
 mod file;
 mod stdout;
 
@@ -17,6 +18,8 @@ use crate::checkpoint::OutputPosition;
 use crate::config::OutputTarget;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// Lines are flushed once this much is buffered.
 pub const BUFFER_SIZE: usize = 64 * 1024;
@@ -57,6 +60,9 @@ pub enum Reconciled {
     CutTail { bytes: u64 },
     /// The file was rotated (moved away, or truncated by copytruncate): left untouched.
     Rotated,
+    /// A remote receiver (syslog, HTTP): what a run sent but did not commit may never have
+    /// arrived, so the journal forgets it and the next run sends it again (at least once).
+    Unconfirmed,
 }
 
 /// One route for output lines.
@@ -68,6 +74,9 @@ pub trait Destination {
     fn make_durable(&mut self) -> io::Result<Option<OutputPosition>>;
     /// Its name in messages.
     fn describe(&self) -> String;
+    /// The run's signal flag: a destination that waits (to reconnect, to retry) wakes and gives
+    /// up when it is set.
+    fn set_stop(&mut self, _stop: Arc<AtomicBool>) {}
 }
 
 /// The sink for `target`, reconciled with what the last run committed there. A stateful run's
@@ -110,6 +119,11 @@ impl Sink {
             written: 0,
             failed: false,
         }
+    }
+
+    /// Let the destination's waits end on SIGTERM/SIGINT.
+    pub fn set_stop(&mut self, stop: Arc<AtomicBool>) {
+        self.destination.set_stop(stop);
     }
 
     /// Whether appending `length` more bytes should be preceded by a flush.
