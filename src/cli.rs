@@ -99,8 +99,9 @@ pub struct SettingsArgs {
     /// json [default: auto]
     #[arg(long, global = true, value_name = "MODE")]
     pub diagnostics: Option<String>,
-    /// Append events to FILE instead of printing them (`-` for stdout)
-    #[arg(long, short = 'o', global = true, value_name = "FILE")]
+    /// Append events to FILE, or POST them in batches to an https:// URL, instead of printing
+    /// them (`-` for stdout)
+    #[arg(long, short = 'o', global = true, value_name = "FILE|URL")]
     pub output: Option<String>,
     /// wazuh (default), json (the decoded event) or raw (the API's lines untouched)
     #[arg(long, short = 'f', global = true, value_name = "FORMAT")]
@@ -108,6 +109,30 @@ pub struct SettingsArgs {
     /// Longest line written in the wazuh format; bigger events are shrunk [default: 60000]
     #[arg(long, global = true, value_name = "BYTES")]
     pub max_line_bytes: Option<String>,
+    /// HTTP output body: ndjson (the lines as they are) or splunk-hec [default: ndjson]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub http_format: Option<String>,
+    /// Compress HTTP output batches (Content-Encoding: gzip) [default: false]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub http_gzip: Option<String>,
+    /// Most events in one HTTP output batch [default: 500]
+    #[arg(long, global = true, value_name = "N")]
+    pub http_batch_events: Option<String>,
+    /// Most bytes in one HTTP output batch, before gzip [default: 1MiB]
+    #[arg(long, global = true, value_name = "BYTES")]
+    pub http_batch_bytes: Option<String>,
+    /// Extra header on every HTTP output request, `Name: value` (repeatable; never a
+    /// credential: set http_secret_header in the config file or environment)
+    #[arg(long, global = true, value_name = "HEADER")]
+    pub http_header: Vec<String>,
+    /// Extra trusted CA certificate (PEM) for the HTTP output's receiver
+    #[arg(long, global = true, value_name = "PATH")]
+    pub http_ca_file: Option<String>,
+    /// Allow plain http:// to a receiver that is not on this machine [default: false]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub http_allow_plaintext: Option<String>,
 }
 
 /// Options of the fetch run.
@@ -161,7 +186,7 @@ impl Cli {
     pub fn overrides(&self) -> Overrides {
         let s = &self.settings;
         let f = &self.fetch;
-        let pairs: [(&'static str, &Option<String>); 22] = [
+        let pairs: [(&'static str, &Option<String>); 28] = [
             ("edgerc", &s.edgerc),
             ("edgerc_section", &s.edgerc_section),
             ("host", &s.host),
@@ -175,6 +200,12 @@ impl Cli {
             ("output", &s.output),
             ("format", &s.format),
             ("max_line_bytes", &s.max_line_bytes),
+            ("http_format", &s.http_format),
+            ("http_gzip", &s.http_gzip),
+            ("http_batch_events", &s.http_batch_events),
+            ("http_batch_bytes", &s.http_batch_bytes),
+            ("http_ca_file", &s.http_ca_file),
+            ("http_allow_plaintext", &s.http_allow_plaintext),
             ("limit", &f.limit),
             ("window", &f.window),
             ("state_file", &f.state_file),
@@ -185,13 +216,18 @@ impl Cli {
             ("max_bytes", &f.max_bytes),
             ("retry_budget", &f.retry_budget),
         ];
+        let mut values: Vec<(&'static str, String)> = pairs
+            .into_iter()
+            .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.clone())))
+            .collect();
+        // A repeatable key: one value per line, as the config file gives it.
+        if !s.http_header.is_empty() {
+            values.push(("http_header", s.http_header.join("\n")));
+        }
         Overrides {
             config: s.config.clone(),
             section: s.section.clone(),
-            values: pairs
-                .into_iter()
-                .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.clone())))
-                .collect(),
+            values,
         }
     }
 }
@@ -257,6 +293,24 @@ mod tests {
         let cli = Cli::parse_from(["akamai-siem", "check", "--config", "x.ini"]);
         assert!(matches!(cli.command, Some(Command::Check)));
         assert_eq!(cli.settings.config, Some(PathBuf::from("x.ini")));
+    }
+
+    #[test]
+    fn repeated_and_boolean_http_flags() {
+        let cli = Cli::parse_from([
+            "akamai-siem",
+            "--http-header",
+            "X-One: 1",
+            "--http-gzip",
+            "--http-header=X-Two: 2",
+            "--http-allow-plaintext=false",
+            "check",
+        ]);
+        let values = cli.overrides().values;
+        assert!(values.contains(&("http_header", "X-One: 1\nX-Two: 2".to_string())));
+        assert!(values.contains(&("http_gzip", "true".to_string())));
+        assert!(values.contains(&("http_allow_plaintext", "false".to_string())));
+        assert!(matches!(cli.command, Some(Command::Check)));
     }
 
     #[test]

@@ -201,5 +201,11 @@ fn describe_output(output: &OutputSettings) -> String {
     match &output.target {
         OutputTarget::Stdout => format!("stdout, {format} format"),
         OutputTarget::File(path) => format!("{} (appended), {format} format", path.display()),
+        OutputTarget::Http(http) => format!(
+            "{} (POST, {} batches of at most {} events), {format} format",
+            http.describe(),
+            http.format.name(),
+            http.batch_events
+        ),
     }
 }

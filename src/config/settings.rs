@@ -3,6 +3,7 @@
 
 use super::resolve::CredentialSource;
 use super::{ConfigError, Origin, Sources};
+use crate::config::http_output::HttpSettings;
 use crate::config::secret::Secret;
 use crate::config::timespec::parse_duration;
 use std::fmt;
@@ -39,6 +40,8 @@ pub enum Format {
 pub enum OutputTarget {
     Stdout,
     File(PathBuf),
+    /// POSTed in batches to an `https://` (or loopback `http://`) receiver.
+    Http(Box<HttpSettings>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +137,7 @@ pub enum RunKind {
 
 /// Builds settings groups from the loaded sources.
 pub struct Resolver<'a> {
-    sources: &'a Sources,
+    pub(super) sources: &'a Sources,
 }
 
 impl<'a> Resolver<'a> {
@@ -142,7 +145,7 @@ impl<'a> Resolver<'a> {
         Resolver { sources }
     }
 
-    fn parsed<T>(
+    pub(super) fn parsed<T>(
         &self,
         key: &'static str,
         default: T,
@@ -190,11 +193,16 @@ impl<'a> Resolver<'a> {
     }
 
     pub fn output(&self) -> Result<OutputSettings, ConfigError> {
-        let target = match self.sources.path("output") {
-            Some((path, _)) if path.as_os_str() != "-" && !path.ends_with("-") => {
-                OutputTarget::File(path)
+        let target = match self.sources.raw("output") {
+            Some((url, origin)) if super::http_output::is_http_url(&url) => {
+                OutputTarget::Http(Box::new(self.http_output(url.trim(), origin)?))
             }
-            _ => OutputTarget::Stdout,
+            _ => match self.sources.path("output") {
+                Some((path, _)) if path.as_os_str() != "-" && !path.ends_with("-") => {
+                    OutputTarget::File(path)
+                }
+                _ => OutputTarget::Stdout,
+            },
         };
         let format = self.parsed("format", Format::Wazuh, parse_format)?;
         let max_line_bytes = self.parsed("max_line_bytes", DEFAULT_MAX_LINE_BYTES, |v| {
@@ -264,12 +272,28 @@ impl<'a> Resolver<'a> {
                     .collect())
             })?,
             ca_file,
-            connect_timeout: self.parsed("connect_timeout", Duration::from_secs(10), |v| {
-                parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(300))
-            })?,
-            read_timeout: self.parsed("read_timeout", Duration::from_secs(60), |v| {
-                parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(600))
-            })?,
+            connect_timeout: self.connect_timeout()?,
+            read_timeout: self.read_timeout()?,
+        })
+    }
+
+    /// Shared by the API and the HTTP output: one network, one pair of timeouts.
+    pub(super) fn connect_timeout(&self) -> Result<Duration, ConfigError> {
+        self.parsed("connect_timeout", Duration::from_secs(10), |v| {
+            parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(300))
+        })
+    }
+
+    pub(super) fn read_timeout(&self) -> Result<Duration, ConfigError> {
+        self.parsed("read_timeout", Duration::from_secs(60), |v| {
+            parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(600))
+        })
+    }
+
+    /// The run's retry budget: the API's retries and a remote output's each get this much.
+    pub(super) fn retry_budget(&self) -> Result<Duration, ConfigError> {
+        self.parsed("retry_budget", Duration::from_secs(120), |v| {
+            parse_duration_in(v, Duration::ZERO, Duration::from_secs(3600))
         })
     }
 
@@ -350,7 +374,10 @@ impl<'a> Resolver<'a> {
     ) -> Result<CollectSettings, ConfigError> {
         let (default_events, default_bytes) = match (&output.target, run) {
             (OutputTarget::Stdout, RunKind::Scheduled) => (WODLE_MAX_EVENTS, WODLE_MAX_BYTES),
-            (OutputTarget::File(_), _) | (_, RunKind::Replay) => (FILE_MAX_EVENTS, FILE_MAX_BYTES),
+            // A receiver has none of the wodle's limits.
+            (OutputTarget::File(_) | OutputTarget::Http(_), _) | (_, RunKind::Replay) => {
+                (FILE_MAX_EVENTS, FILE_MAX_BYTES)
+            }
         };
         Ok(CollectSettings {
             limit: self.parsed("limit", 10_000, |v| parse_in_range(v, 1, MAX_LIMIT))?,
@@ -361,9 +388,7 @@ impl<'a> Resolver<'a> {
                 parse_in_range(v, 1, u64::MAX)
             })?,
             max_bytes: self.parsed("max_bytes", default_bytes, parse_bytes)?,
-            retry_budget: self.parsed("retry_budget", Duration::from_secs(120), |v| {
-                parse_duration_in(v, Duration::ZERO, Duration::from_secs(3600))
-            })?,
+            retry_budget: self.retry_budget()?,
             spool_dir: self.sources.path("spool_dir").map(|(path, _)| path),
         })
     }
@@ -460,7 +485,7 @@ pub fn parse_config_ids(raw: &str) -> Result<ConfigIds, String> {
     Ok(ConfigIds(ids))
 }
 
-fn parse_in_range<T>(value: &str, min: T, max: T) -> Result<T, String>
+pub(super) fn parse_in_range<T>(value: &str, min: T, max: T) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
 {
@@ -487,7 +512,7 @@ fn parse_duration_in(value: &str, min: Duration, max: Duration) -> Result<Durati
 }
 
 /// `62914560`, `60MiB`, `60M`, `1G`: byte budgets are easier to read with a unit.
-fn parse_bytes(value: &str) -> Result<u64, String> {
+pub(super) fn parse_bytes(value: &str) -> Result<u64, String> {
     let split = value
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(value.len());

@@ -10,6 +10,7 @@
 
 pub mod backoff;
 mod file;
+mod http;
 mod stdout;
 
 pub use stdout::PIPE_LOCK;
@@ -96,6 +97,13 @@ pub fn open(
         OutputTarget::File(path) => {
             let (file, reconciled) = file::AppendFile::open(path, committed)?;
             (Box::new(file), reconciled)
+        }
+        OutputTarget::Http(settings) => {
+            let post = http::HttpPost::open(settings).map_err(|source| OutputError::Write {
+                target: settings.describe(),
+                source,
+            })?;
+            (Box::new(post), Reconciled::Unconfirmed)
         }
     };
     Ok((Sink::new(destination), reconciled))
