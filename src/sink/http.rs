@@ -260,7 +260,14 @@ impl Sender {
             HttpFormat::Ndjson => "application/x-ndjson",
             HttpFormat::SplunkHec => "application/json",
         };
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        // An http_header Content-Type (a receiver that insists on its own) replaces ours.
+        if !settings
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
         if settings.gzip {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
@@ -269,10 +276,7 @@ impl Sender {
                 .map_err(|e| setup(format!("http_header `{name}`: {e}")))?;
             let value = HeaderValue::from_str(value)
                 .map_err(|e| setup(format!("http_header `{name}`: {e}")))?;
-            // A header given here replaces ours (Content-Type); repeated ones all go.
-            if headers.contains_key(&name) && name == header::CONTENT_TYPE {
-                headers.remove(&name);
-            }
+            // Repeated names all go, in order.
             headers.append(name, value);
         }
         let mut secret = None;
@@ -285,7 +289,7 @@ impl Sender {
                     "http_secret_header `{name}`: its value is not a valid header value"
                 ))
             })?;
-            // Kept out of hyper's debug output, and compressed by no HPACK table.
+            // Kept out of the HTTP stack's debug output.
             value.set_sensitive(true);
             headers.insert(name, value);
         }
@@ -305,10 +309,12 @@ impl Sender {
         let key = hex(&Sha256::digest(&body));
         let bytes = body.len();
         let body = if self.gzip {
-            // The uncompressed batch is dropped here: one copy of the batch at a time.
             let mut encoder = GzEncoder::new(Vec::with_capacity(bytes / 4), Compression::default());
             encoder.write_all(&body)?;
-            encoder.finish()?
+            let compressed = encoder.finish()?;
+            // Only the compressed copy is kept for the attempts (a shadowed binding would live on).
+            drop(body);
+            compressed
         } else {
             body
         };

@@ -222,3 +222,32 @@ fn an_answer_that_echoes_the_secret_is_shown_without_it() {
     let shown = sender.shown(long.as_bytes());
     assert_eq!(shown.chars().count(), ANSWER_SHOWN + 1);
 }
+
+#[test]
+fn headers_are_ours_then_the_configured_ones_and_the_secret_is_marked_sensitive() {
+    let mut with_type = settings(HttpFormat::Ndjson, 10, 1 << 20);
+    with_type.gzip = true;
+    with_type.headers = vec![
+        ("Content-Type".into(), "application/json".into()),
+        ("X-Tag".into(), "a".into()),
+        ("X-Tag".into(), "b".into()),
+    ];
+    let sender = Sender::new(&with_type).unwrap();
+    let values = |name: &str| -> Vec<&str> {
+        sender
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    };
+    assert_eq!(values("content-type"), vec!["application/json"]);
+    assert_eq!(values("content-encoding"), vec!["gzip"]);
+    assert_eq!(values("x-tag"), vec!["a", "b"]);
+    assert!(sender.headers["authorization"].is_sensitive());
+    let plain = Sender::new(&settings(HttpFormat::SplunkHec, 10, 1 << 20)).unwrap();
+    assert_eq!(plain.headers["content-type"], "application/json");
+    assert!(plain.headers.get("content-encoding").is_none());
+    let ndjson = Sender::new(&settings(HttpFormat::Ndjson, 10, 1 << 20)).unwrap();
+    assert_eq!(ndjson.headers["content-type"], "application/x-ndjson");
+}
