@@ -201,5 +201,11 @@ fn describe_output(output: &OutputSettings) -> String {
     match &output.target {
         OutputTarget::Stdout => format!("stdout, {format} format"),
         OutputTarget::File(path) => format!("{} (appended), {format} format", path.display()),
+        OutputTarget::Syslog(syslog) => format!(
+            "{} ({:?} messages, {:?} framing), {format} format",
+            syslog.url(),
+            syslog.format,
+            syslog.framing
+        ),
     }
 }

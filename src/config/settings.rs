@@ -9,6 +9,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod syslog;
+pub use syslog::{
+    SyslogFraming, SyslogMessageFormat, SyslogSettings, SyslogSeverity, SyslogTransport,
+    is_syslog_url,
+};
+
 /// The API refuses `from` older than 12 hours.
 pub const API_HORIZON: Duration = Duration::from_secs(12 * 3600);
 /// Largest page the API serves.
@@ -39,6 +45,8 @@ pub enum Format {
 pub enum OutputTarget {
     Stdout,
     File(PathBuf),
+    /// A syslog receiver (`syslog://`, `syslog+tls://`, `syslog+udp://`).
+    Syslog(Box<SyslogSettings>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,11 +198,16 @@ impl<'a> Resolver<'a> {
     }
 
     pub fn output(&self) -> Result<OutputSettings, ConfigError> {
-        let target = match self.sources.path("output") {
-            Some((path, _)) if path.as_os_str() != "-" && !path.ends_with("-") => {
-                OutputTarget::File(path)
+        let target = match self.sources.raw("output") {
+            Some((url, origin)) if is_syslog_url(url.trim()) => {
+                OutputTarget::Syslog(Box::new(self.syslog_settings(url.trim(), origin)?))
             }
-            _ => OutputTarget::Stdout,
+            _ => match self.sources.path("output") {
+                Some((path, _)) if path.as_os_str() != "-" && !path.ends_with("-") => {
+                    OutputTarget::File(path)
+                }
+                _ => OutputTarget::Stdout,
+            },
         };
         let format = self.parsed("format", Format::Wazuh, parse_format)?;
         let max_line_bytes = self.parsed("max_line_bytes", DEFAULT_MAX_LINE_BYTES, |v| {
@@ -264,12 +277,27 @@ impl<'a> Resolver<'a> {
                     .collect())
             })?,
             ca_file,
-            connect_timeout: self.parsed("connect_timeout", Duration::from_secs(10), |v| {
-                parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(300))
-            })?,
-            read_timeout: self.parsed("read_timeout", Duration::from_secs(60), |v| {
-                parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(600))
-            })?,
+            connect_timeout: self.connect_timeout()?,
+            read_timeout: self.read_timeout()?,
+        })
+    }
+
+    fn connect_timeout(&self) -> Result<Duration, ConfigError> {
+        self.parsed("connect_timeout", Duration::from_secs(10), |v| {
+            parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(300))
+        })
+    }
+
+    fn read_timeout(&self) -> Result<Duration, ConfigError> {
+        self.parsed("read_timeout", Duration::from_secs(60), |v| {
+            parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(600))
+        })
+    }
+
+    /// All waits of one run, for the API and for a remote output alike.
+    fn retry_budget(&self) -> Result<Duration, ConfigError> {
+        self.parsed("retry_budget", Duration::from_secs(120), |v| {
+            parse_duration_in(v, Duration::ZERO, Duration::from_secs(3600))
         })
     }
 
@@ -350,7 +378,8 @@ impl<'a> Resolver<'a> {
     ) -> Result<CollectSettings, ConfigError> {
         let (default_events, default_bytes) = match (&output.target, run) {
             (OutputTarget::Stdout, RunKind::Scheduled) => (WODLE_MAX_EVENTS, WODLE_MAX_BYTES),
-            (OutputTarget::File(_), _) | (_, RunKind::Replay) => (FILE_MAX_EVENTS, FILE_MAX_BYTES),
+            // A file or a remote receiver has no wodle limits.
+            _ => (FILE_MAX_EVENTS, FILE_MAX_BYTES),
         };
         Ok(CollectSettings {
             limit: self.parsed("limit", 10_000, |v| parse_in_range(v, 1, MAX_LIMIT))?,
@@ -361,9 +390,7 @@ impl<'a> Resolver<'a> {
                 parse_in_range(v, 1, u64::MAX)
             })?,
             max_bytes: self.parsed("max_bytes", default_bytes, parse_bytes)?,
-            retry_budget: self.parsed("retry_budget", Duration::from_secs(120), |v| {
-                parse_duration_in(v, Duration::ZERO, Duration::from_secs(3600))
-            })?,
+            retry_budget: self.retry_budget()?,
             spool_dir: self.sources.path("spool_dir").map(|(path, _)| path),
         })
     }

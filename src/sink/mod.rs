@@ -11,6 +11,7 @@
 pub mod backoff;
 mod file;
 mod stdout;
+mod syslog;
 
 pub use stdout::PIPE_LOCK;
 
@@ -97,6 +98,10 @@ pub fn open(
             let (file, reconciled) = file::AppendFile::open(path, committed)?;
             (Box::new(file), reconciled)
         }
+        OutputTarget::Syslog(settings) => (
+            Box::new(syslog::SyslogDestination::open(settings)?),
+            Reconciled::Unconfirmed,
+        ),
     };
     Ok((Sink::new(destination), reconciled))
 }
