@@ -474,3 +474,67 @@ fn a_receiver_down_for_the_whole_budget_exits_6_and_the_next_run_delivers_it_all
     harness.run(&["--output", &url]).assert_code(0);
     assert_exactly_once(&ids(&rsyslog.received()), first.start..second.end);
 }
+
+/// A port nothing listens on (bound, read, released).
+fn closed_port() -> u16 {
+    free_port()
+}
+
+#[test]
+fn a_receiver_that_is_down_is_found_before_anything_is_fetched() {
+    let harness = Harness::with_defaults();
+    harness.fake.append_events(10);
+    let url = format!("syslog://127.0.0.1:{}", closed_port());
+    let run = harness.run(&["--output", &url, "--retry-budget", "1s"]);
+    run.assert_code(6).assert_no_secret(&harness);
+    assert!(run.stderr.contains(&url), "{}", run.stderr);
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
+    assert!(harness.fake.requests().is_empty(), "nothing was fetched");
+    assert!(!harness.state_file().exists(), "no state was written");
+
+    let check = harness.run(&["check", "--output", &url]);
+    check.assert_code(6);
+    assert!(check.stderr.contains(&url), "{}", check.stderr);
+    assert!(
+        harness.fake.requests().is_empty(),
+        "check asked the API nothing"
+    );
+}
+
+#[test]
+fn a_bad_syslog_setting_names_the_key_to_fix() {
+    let harness = Harness::with_defaults();
+    for (args, key) in [
+        (&["--output", "syslog://host:99999"][..], "output"),
+        (
+            &["--output", "syslog://h:514", "--syslog-facility", "local9"][..],
+            "syslog_facility",
+        ),
+        (
+            &["--output", "syslog://h:514", "--syslog-format", "cef"][..],
+            "syslog_format",
+        ),
+        (
+            &[
+                "--output",
+                "syslog://h:514",
+                "--syslog-app-name",
+                "two words",
+            ][..],
+            "syslog_app_name",
+        ),
+        (
+            &[
+                "--output",
+                "syslog+tls://h",
+                "--syslog-client-cert",
+                "/etc/hostname",
+            ][..],
+            "syslog_client_key",
+        ),
+    ] {
+        let run = harness.run(args);
+        assert_eq!(run.code, 3, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(key), "{args:?}: {}", run.stderr);
+    }
+}
