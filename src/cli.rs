@@ -27,6 +27,12 @@ pub struct Cli {
 
     #[command(flatten)]
     pub fetch: FetchArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+
+    #[command(flatten)]
+    pub syslog: SyslogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,8 +105,9 @@ pub struct SettingsArgs {
     /// json [default: auto]
     #[arg(long, global = true, value_name = "MODE")]
     pub diagnostics: Option<String>,
-    /// Append events to FILE, or POST them in batches to an https:// URL, instead of printing
-    /// them (`-` for stdout)
+    /// Append events to FILE instead of printing them (`-` for stdout), or send them to a
+    /// receiver: https://HOST/PATH (HTTP POST batches), syslog://HOST:PORT (TCP),
+    /// syslog+tls://HOST:PORT, syslog+udp://HOST:PORT
     #[arg(long, short = 'o', global = true, value_name = "FILE|URL")]
     pub output: Option<String>,
     /// wazuh (default), json (the decoded event) or raw (the API's lines untouched)
@@ -109,30 +116,6 @@ pub struct SettingsArgs {
     /// Longest line written in the wazuh format; bigger events are shrunk [default: 60000]
     #[arg(long, global = true, value_name = "BYTES")]
     pub max_line_bytes: Option<String>,
-    /// HTTP output body: ndjson (the lines as they are) or splunk-hec [default: ndjson]
-    #[arg(long, global = true, value_name = "FORMAT")]
-    pub http_format: Option<String>,
-    /// Compress HTTP output batches (Content-Encoding: gzip) [default: false]
-    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1,
-          require_equals = true, default_missing_value = "true")]
-    pub http_gzip: Option<String>,
-    /// Most events in one HTTP output batch [default: 500]
-    #[arg(long, global = true, value_name = "N")]
-    pub http_batch_events: Option<String>,
-    /// Most bytes in one HTTP output batch, before gzip [default: 1MiB]
-    #[arg(long, global = true, value_name = "BYTES")]
-    pub http_batch_bytes: Option<String>,
-    /// Extra header on every HTTP output request, `Name: value` (repeatable; never a
-    /// credential: set http_secret_header in the config file or environment)
-    #[arg(long, global = true, value_name = "HEADER")]
-    pub http_header: Vec<String>,
-    /// Extra trusted CA certificate (PEM) for the HTTP output's receiver
-    #[arg(long, global = true, value_name = "PATH")]
-    pub http_ca_file: Option<String>,
-    /// Allow plain http:// to a receiver that is not on this machine [default: false]
-    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1,
-          require_equals = true, default_missing_value = "true")]
-    pub http_allow_plaintext: Option<String>,
 }
 
 /// Options of the fetch run.
@@ -182,11 +165,78 @@ pub struct FetchArgs {
     pub to: Option<String>,
 }
 
+/// How batches go to an HTTP output (`--output https://…`). The receiver's credential has no
+/// flag: `http_secret_header` in the config file or the environment.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "HTTP output")]
+pub struct HttpArgs {
+    /// HTTP output body: ndjson (the lines as they are) or splunk-hec [default: ndjson]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub http_format: Option<String>,
+    /// Compress HTTP output batches (Content-Encoding: gzip) [default: false]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub http_gzip: Option<String>,
+    /// Most events in one HTTP output batch [default: 500]
+    #[arg(long, global = true, value_name = "N")]
+    pub http_batch_events: Option<String>,
+    /// Most bytes in one HTTP output batch, before gzip [default: 1MiB]
+    #[arg(long, global = true, value_name = "BYTES")]
+    pub http_batch_bytes: Option<String>,
+    /// Extra header on every HTTP output request, `Name: value` (repeatable; never a
+    /// credential: set http_secret_header in the config file or environment)
+    #[arg(long, global = true, value_name = "HEADER")]
+    pub http_header: Vec<String>,
+    /// Extra trusted CA certificate (PEM) for the HTTP output's receiver
+    #[arg(long, global = true, value_name = "PATH")]
+    pub http_ca_file: Option<String>,
+    /// Allow plain http:// to a receiver that is not on this machine [default: false]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub http_allow_plaintext: Option<String>,
+}
+
+/// How events look on a syslog output (`--output syslog://…`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Syslog output")]
+pub struct SyslogArgs {
+    /// rfc3164 (what Wazuh's remote syslog parses), rfc5424 or json (no header) [default: rfc3164]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub syslog_format: Option<String>,
+    /// newline (RFC 6587 non-transparent) or octet-counting [default: newline]
+    #[arg(long, global = true, value_name = "FRAMING")]
+    pub syslog_framing: Option<String>,
+    /// Facility name or number [default: local0]
+    #[arg(long, global = true, value_name = "FACILITY")]
+    pub syslog_facility: Option<String>,
+    /// auto (deny → warning, alert → notice, else info) or a fixed severity [default: auto]
+    #[arg(long, global = true, value_name = "SEVERITY")]
+    pub syslog_severity: Option<String>,
+    /// APP-NAME / program name in the header [default: akamai-siem]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub syslog_app_name: Option<String>,
+    /// HOSTNAME in the header [default: this machine's name]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub syslog_hostname: Option<String>,
+    /// CA certificate (PEM) that signed the syslog+tls receiver's certificate [default: the
+    /// system's trusted roots]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub syslog_ca_file: Option<String>,
+    /// Client certificate (PEM) for a receiver that requires mutual TLS
+    #[arg(long, global = true, value_name = "PATH")]
+    pub syslog_client_cert: Option<String>,
+    /// Its private key (PEM)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub syslog_client_key: Option<String>,
+}
+
 impl Cli {
     pub fn overrides(&self) -> Overrides {
         let s = &self.settings;
         let f = &self.fetch;
-        let pairs: [(&'static str, &Option<String>); 28] = [
+        let h = &self.http;
+        let y = &self.syslog;
+        let pairs: [(&'static str, &Option<String>); 37] = [
             ("edgerc", &s.edgerc),
             ("edgerc_section", &s.edgerc_section),
             ("host", &s.host),
@@ -200,12 +250,12 @@ impl Cli {
             ("output", &s.output),
             ("format", &s.format),
             ("max_line_bytes", &s.max_line_bytes),
-            ("http_format", &s.http_format),
-            ("http_gzip", &s.http_gzip),
-            ("http_batch_events", &s.http_batch_events),
-            ("http_batch_bytes", &s.http_batch_bytes),
-            ("http_ca_file", &s.http_ca_file),
-            ("http_allow_plaintext", &s.http_allow_plaintext),
+            ("http_format", &h.http_format),
+            ("http_gzip", &h.http_gzip),
+            ("http_batch_events", &h.http_batch_events),
+            ("http_batch_bytes", &h.http_batch_bytes),
+            ("http_ca_file", &h.http_ca_file),
+            ("http_allow_plaintext", &h.http_allow_plaintext),
             ("limit", &f.limit),
             ("window", &f.window),
             ("state_file", &f.state_file),
@@ -215,14 +265,23 @@ impl Cli {
             ("max_events", &f.max_events),
             ("max_bytes", &f.max_bytes),
             ("retry_budget", &f.retry_budget),
+            ("syslog_format", &y.syslog_format),
+            ("syslog_framing", &y.syslog_framing),
+            ("syslog_facility", &y.syslog_facility),
+            ("syslog_severity", &y.syslog_severity),
+            ("syslog_app_name", &y.syslog_app_name),
+            ("syslog_hostname", &y.syslog_hostname),
+            ("syslog_ca_file", &y.syslog_ca_file),
+            ("syslog_client_cert", &y.syslog_client_cert),
+            ("syslog_client_key", &y.syslog_client_key),
         ];
         let mut values: Vec<(&'static str, String)> = pairs
             .into_iter()
             .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.clone())))
             .collect();
         // A repeatable key: one value per line, as the config file gives it.
-        if !s.http_header.is_empty() {
-            values.push(("http_header", s.http_header.join("\n")));
+        if !h.http_header.is_empty() {
+            values.push(("http_header", h.http_header.join("\n")));
         }
         Overrides {
             config: s.config.clone(),

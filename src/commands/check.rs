@@ -110,10 +110,26 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyh
     Ok(Exit::Success)
 }
 
-/// The run appends to an existing output file, or creates it in its directory.
+/// The run appends to an existing output file, or creates it in its directory; a syslog
+/// receiver must accept a session (and, for TLS, the certificates), which sends no message; an
+/// HTTP receiver must answer a HEAD over a verified connection.
 fn check_output_is_writable(output: &OutputSettings) -> anyhow::Result<()> {
-    let OutputTarget::File(path) = &output.target else {
-        return Ok(());
+    let path = match &output.target {
+        OutputTarget::File(path) => path,
+        OutputTarget::Syslog(settings) => {
+            // One attempt: a check answers now; the run itself retries within its budget.
+            let mut once = settings.clone();
+            once.retry_budget = std::time::Duration::ZERO;
+            crate::sink::open(&OutputTarget::Syslog(once), None, false)?;
+            return Ok(());
+        }
+        OutputTarget::Http(settings) => {
+            // A HEAD stores nothing: reachable, certificate verified, whatever it answers.
+            let status = crate::sink::probe_http(settings)?;
+            tracing::debug!("{} answered HEAD with HTTP {status}", settings.describe());
+            return Ok(());
+        }
+        OutputTarget::Stdout => return Ok(()),
     };
     let result = match std::fs::metadata(path) {
         // Opening for appending writes nothing, not even the modification time.
@@ -206,6 +222,12 @@ fn describe_output(output: &OutputSettings) -> String {
             http.describe(),
             http.format.name(),
             http.batch_events
+        ),
+        OutputTarget::Syslog(syslog) => format!(
+            "{} ({:?} messages, {:?} framing), {format} format",
+            syslog.url(),
+            syslog.format,
+            syslog.framing
         ),
     }
 }

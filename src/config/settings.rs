@@ -10,6 +10,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod syslog;
+pub use syslog::{
+    SyslogFraming, SyslogMessageFormat, SyslogSettings, SyslogSeverity, SyslogTransport,
+    is_syslog_url,
+};
+
 /// The API refuses `from` older than 12 hours.
 pub const API_HORIZON: Duration = Duration::from_secs(12 * 3600);
 /// Largest page the API serves.
@@ -42,6 +48,8 @@ pub enum OutputTarget {
     File(PathBuf),
     /// POSTed in batches to an `https://` (or loopback `http://`) receiver.
     Http(Box<HttpSettings>),
+    /// A syslog receiver (`syslog://`, `syslog+tls://`, `syslog+udp://`).
+    Syslog(Box<SyslogSettings>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +205,9 @@ impl<'a> Resolver<'a> {
             Some((url, origin)) if super::http_output::is_http_url(&url) => {
                 OutputTarget::Http(Box::new(self.http_output(url.trim(), origin)?))
             }
+            Some((url, origin)) if is_syslog_url(url.trim()) => {
+                OutputTarget::Syslog(Box::new(self.syslog_settings(url.trim(), origin)?))
+            }
             _ => match self.sources.path("output") {
                 Some((path, _)) if path.as_os_str() != "-" && !path.ends_with("-") => {
                     OutputTarget::File(path)
@@ -290,7 +301,7 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    /// The run's retry budget: the API's retries and a remote output's each get this much.
+    /// All waits of one run, for the API and for a remote output alike.
     pub(super) fn retry_budget(&self) -> Result<Duration, ConfigError> {
         self.parsed("retry_budget", Duration::from_secs(120), |v| {
             parse_duration_in(v, Duration::ZERO, Duration::from_secs(3600))
@@ -374,10 +385,8 @@ impl<'a> Resolver<'a> {
     ) -> Result<CollectSettings, ConfigError> {
         let (default_events, default_bytes) = match (&output.target, run) {
             (OutputTarget::Stdout, RunKind::Scheduled) => (WODLE_MAX_EVENTS, WODLE_MAX_BYTES),
-            // A receiver has none of the wodle's limits.
-            (OutputTarget::File(_) | OutputTarget::Http(_), _) | (_, RunKind::Replay) => {
-                (FILE_MAX_EVENTS, FILE_MAX_BYTES)
-            }
+            // A file or a remote receiver has no wodle limits.
+            _ => (FILE_MAX_EVENTS, FILE_MAX_BYTES),
         };
         Ok(CollectSettings {
             limit: self.parsed("limit", 10_000, |v| parse_in_range(v, 1, MAX_LIMIT))?,

@@ -15,8 +15,8 @@
 //!
 //! [`make_durable`]: Destination::make_durable
 
-use super::Destination;
 use super::backoff::{Backoff, GiveUp};
+use super::{Destination, OutputError};
 use crate::checkpoint::OutputPosition;
 use crate::config::secret::Secret;
 use crate::config::{HttpFormat, HttpSettings};
@@ -84,6 +84,33 @@ impl Destination for HttpPost {
 
     fn set_stop(&mut self, stop: Arc<AtomicBool>) {
         self.sender.backoff.set_stop(stop);
+    }
+}
+
+/// For `check`: one `HEAD` request, which stores nothing, to show that the receiver is
+/// reachable and its certificate verifies. Any HTTP answer will do (many receivers refuse HEAD
+/// with 405); the status is returned for the report.
+pub fn probe(settings: &HttpSettings) -> Result<u16, OutputError> {
+    let failed = |message: String| OutputError::Write {
+        target: settings.describe(),
+        source: io::Error::other(message),
+    };
+    let sender = Sender::new(settings).map_err(|e| failed(e.to_string()))?;
+    let request = sender
+        .client
+        .head(sender.url.clone())
+        .headers(sender.headers.clone())
+        .build()
+        .map_err(|e| failed(error_chain(&e)))?;
+    match sender.attempt(request).map_err(|e| failed(e.to_string()))? {
+        Ok(reply) => Ok(reply.status),
+        Err(error) => Err(failed(match sender.judge_failure(error) {
+            Verdict::Refused(message) => message,
+            Verdict::Retry { why, .. } => {
+                format!("{why}; check that it runs and that this machine can reach it")
+            }
+            Verdict::Accepted => unreachable!("a failed request is never accepted"),
+        })),
     }
 }
 

@@ -12,7 +12,9 @@ pub mod backoff;
 mod file;
 mod http;
 mod stdout;
+mod syslog;
 
+pub use http::probe as probe_http;
 pub use stdout::PIPE_LOCK;
 
 use crate::checkpoint::OutputPosition;
@@ -105,6 +107,10 @@ pub fn open(
             })?;
             (Box::new(post), Reconciled::Unconfirmed)
         }
+        OutputTarget::Syslog(settings) => (
+            Box::new(syslog::SyslogDestination::open(settings)?),
+            Reconciled::Unconfirmed,
+        ),
     };
     Ok((Sink::new(destination), reconciled))
 }

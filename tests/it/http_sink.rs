@@ -37,6 +37,7 @@ enum Act {
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
 struct Received {
+    method: String,
     path: String,
     headers: HashMap<String, String>,
     /// The body as sent (gzip-decoded when it said so).
@@ -177,11 +178,9 @@ fn serve<S: Read + Write>(stream: S, log: &Mutex<Log>) {
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
             return;
         }
-        let path = request_line
-            .split(' ')
-            .nth(1)
-            .unwrap_or_default()
-            .to_string();
+        let mut parts = request_line.split(' ');
+        let method = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
         let mut headers = HashMap::new();
         loop {
             let mut line = String::new();
@@ -195,6 +194,20 @@ fn serve<S: Read + Write>(stream: S, log: &Mutex<Log>) {
             if let Some((name, value)) = line.split_once(':') {
                 headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
             }
+        }
+        if method == "HEAD" {
+            // What `check` sends: like most receivers, refuse the method, store nothing.
+            log.lock().unwrap().received.push(Received {
+                method,
+                path,
+                headers,
+                body: Vec::new(),
+                accepted: false,
+            });
+            let stream = reader.get_mut();
+            let _ = stream.write_all(b"HTTP/1.1 405 X\r\nContent-Length: 0\r\n\r\n");
+            let _ = stream.flush();
+            continue;
         }
         let length: usize = headers
             .get("content-length")
@@ -243,6 +256,7 @@ fn serve<S: Read + Write>(stream: S, log: &Mutex<Log>) {
         };
         let accepted = status == 200;
         log.lock().unwrap().received.push(Received {
+            method,
             path,
             headers,
             body,
@@ -368,7 +382,10 @@ fn plain_and_gzip_batches_carry_every_event_once_with_the_token() {
         assert!(received.len() >= 100 / 7, "{} batches", received.len());
         for batch in &received {
             assert!(batch.accepted, "refused: {batch:?}");
-            assert_eq!(batch.path, "/ingest/akamai");
+            assert_eq!(
+                (batch.method.as_str(), batch.path.as_str()),
+                ("POST", "/ingest/akamai")
+            );
             assert_eq!(
                 batch.header("authorization"),
                 Some(&*format!("Splunk {TOKEN}"))
@@ -645,11 +662,18 @@ fn sigterm_is_not_held_up_by_a_receiver_that_never_answers() {
 }
 
 #[test]
-fn check_validates_the_http_settings_and_shows_the_receiver_without_its_path() {
+fn check_reaches_the_receiver_and_shows_it_without_its_path() {
     let harness = harness_with_token();
     let receiver = Receiver::start(true);
+    let ca = harness.path("receiver-ca.pem");
+    std::fs::write(&ca, &receiver.ca_pem).unwrap();
     let url = receiver.url("/receiver/v1/http/ZaVnC4dhaV2-path-token");
-    let run = harness.run(&["check", "--output", &url, "--http-format", "splunk-hec"]);
+    let trusted = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--http-ca-file", ca.to_str().unwrap()]);
+        harness.run(&all)
+    };
+    let run = trusted(&["check", "--output", &url, "--http-format", "splunk-hec"]);
     run.assert_code(0).assert_no_secret(&harness);
     let shown = format!(
         "output       {} (POST, splunk-hec batches of at most 500 events), wazuh format",
@@ -658,19 +682,42 @@ fn check_validates_the_http_settings_and_shows_the_receiver_without_its_path() {
     assert!(run.stdout.contains(&shown), "{}", run.stdout);
     assert!(!run.stdout.contains("path-token") && !run.stderr.contains("path-token"));
     assert!(!run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN));
-    assert!(receiver.received().is_empty(), "check sends no events");
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "one probe");
+    assert_eq!(received[0].method, "HEAD", "check sends no events");
+    assert_eq!(
+        received[0].header("authorization"),
+        Some(&*format!("Splunk {TOKEN}"))
+    );
+
+    // Without the receiver's CA its certificate does not verify: exit 6, saying what to set.
+    let run = harness.run(&["check", "--output", &url]);
+    run.assert_code(6);
+    assert!(run.stderr.contains("http_ca_file"), "{}", run.stderr);
+    assert!(!run.stderr.contains("path-token"), "{}", run.stderr);
+    // Nobody listening: exit 6 at once, not after the retry budget.
+    let down = TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("https://{}/ingest", down.local_addr().unwrap());
+    drop(down);
+    let started = Instant::now();
+    let run = harness.run(&["check", "--output", &gone]);
+    run.assert_code(6);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(run.stderr.contains("can reach it"), "{}", run.stderr);
 
     // A bad value is caught by check as by the run: configuration error, exit 3.
-    let run = harness.run(&["check", "--output", &url, "--http-batch-events", "0"]);
+    let run = trusted(&["check", "--output", &url, "--http-batch-events", "0"]);
     run.assert_code(3);
     assert!(
         run.stderr.contains("flag --http-batch-events"),
         "{}",
         run.stderr
     );
-    let plain = "http://192.0.2.10/ingest";
-    harness.run(&["check", "--output", plain]).assert_code(3);
-    harness
-        .run(&["check", "--output", plain, "--http-allow-plaintext"])
-        .assert_code(0);
+    let run = harness.run(&["check", "--output", "http://192.0.2.10/ingest"]);
+    run.assert_code(3);
+    assert!(
+        run.stderr.contains("http_allow_plaintext"),
+        "{}",
+        run.stderr
+    );
 }

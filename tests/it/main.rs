@@ -14,4 +14,5 @@ mod install;
 mod operator;
 mod run_edges;
 mod stateful;
+mod syslog;
 mod wazuh;
