@@ -68,9 +68,13 @@ pub struct SettingsArgs {
     /// INI config file [default: ./akamai_config.ini, then beside the executable]
     #[arg(long, short = 'c', global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Section of the config file (and of the .edgerc) to use [default: default]
+    /// Section of the config file (and of the .edgerc) to use [default: default]; repeat it to
+    /// collect several tenants in one run
     #[arg(long, short = 's', global = true, value_name = "NAME")]
-    pub section: Option<String>,
+    pub section: Vec<String>,
+    /// Every section of the config file that has credentials, each a tenant
+    #[arg(long, global = true, conflicts_with = "section")]
+    pub all_sections: bool,
     /// Akamai .edgerc to take credentials from [default: ~/.edgerc when the config has none]
     #[arg(long, global = true, value_name = "PATH")]
     pub edgerc: Option<String>,
@@ -147,6 +151,9 @@ pub struct FetchArgs {
     /// Total time one run may spend waiting to retry [default: 120s]
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_budget: Option<String>,
+    /// Tenants fetched at once, with several --section or --all-sections [default: 4]
+    #[arg(long, global = true, value_name = "N")]
+    pub parallel: Option<String>,
     /// Replay from this time (Unix seconds, RFC 3339, or relative like -2h); implies --no-state
     #[arg(long, global = true, value_name = "TIME", allow_hyphen_values = true)]
     pub from: Option<String>,
@@ -200,7 +207,7 @@ impl Cli {
         let s = &self.settings;
         let f = &self.fetch;
         let y = &self.syslog;
-        let pairs: [(&'static str, &Option<String>); 31] = [
+        let pairs: [(&'static str, &Option<String>); 32] = [
             ("edgerc", &s.edgerc),
             ("edgerc_section", &s.edgerc_section),
             ("host", &s.host),
@@ -223,6 +230,7 @@ impl Cli {
             ("max_events", &f.max_events),
             ("max_bytes", &f.max_bytes),
             ("retry_budget", &f.retry_budget),
+            ("parallel", &f.parallel),
             ("syslog_format", &y.syslog_format),
             ("syslog_framing", &y.syslog_framing),
             ("syslog_facility", &y.syslog_facility),
@@ -235,7 +243,9 @@ impl Cli {
         ];
         Overrides {
             config: s.config.clone(),
-            section: s.section.clone(),
+            section: s.section.first().cloned(),
+            sections: s.section.clone(),
+            all_sections: s.all_sections,
             values: pairs
                 .into_iter()
                 .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.clone())))

@@ -7,9 +7,11 @@
 //! delivered but the offset stays, so the next request repeats the page and the replayed events
 //! are dropped by hash.
 
+pub mod budget;
 pub mod plan;
 pub mod retry;
 pub mod signals;
+pub mod tenants;
 
 mod delivery;
 mod opening;
@@ -28,6 +30,7 @@ use crate::sink::{self, Reconciled, Sink};
 use crate::source::api::{ApiError, Client, Query, Request};
 use crate::source::page::{Deliver, Event, Flow, PageEnd, PageError, PageReader, PageStats};
 use anyhow::Context as _;
+use budget::{Allowance, BudgetPool};
 use plan::{Notice, PageResult, PlanSettings, Planner, Progress, window_range};
 use retry::{Retry, random_unit};
 use signals::Signals;
@@ -94,6 +97,9 @@ pub struct RunSetup<'a> {
     pub output: &'a OutputSettings,
     pub start: Start<'a>,
     pub signals: &'a Signals,
+    /// The budget shared with the run's other tenants (`collect` then holds this tenant's
+    /// first share); `None` for a run of one.
+    pub pool: Option<std::sync::Arc<BudgetPool>>,
 }
 
 impl RunSetup<'_> {
@@ -204,6 +210,7 @@ impl<'a> Collector<'a> {
                 shrunk_events: 0,
                 page_max_start: None,
                 budget_hit: None,
+                pool: setup.pool.clone(),
             },
             checkpointing,
             planner,
@@ -215,6 +222,7 @@ impl<'a> Collector<'a> {
 
     fn finish(mut self, started: Instant) -> anyhow::Result<Summary> {
         let result = self.pages();
+        self.delivery.return_unused();
         self.collect_counters();
         self.summary.elapsed = started.elapsed();
         self.record_run();
@@ -238,7 +246,7 @@ impl<'a> Collector<'a> {
                 self.summary.stopped_by = Some(StopReason::Signal(signal));
                 return Ok(());
             }
-            if self.delivery.events >= self.delivery.max_events {
+            if !self.delivery.has_allowance() {
                 self.summary.stopped_by = Some(StopReason::MaxEvents);
                 return Ok(());
             }

@@ -114,7 +114,7 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyh
 /// receiver must accept a session (and, for TLS, the certificates), which sends no message.
 fn check_output_is_writable(output: &OutputSettings) -> anyhow::Result<()> {
     let path = match &output.target {
-        OutputTarget::File(path) => path,
+        OutputTarget::File(path) | OutputTarget::SharedFile(path) => path,
         OutputTarget::Syslog(settings) => {
             // One attempt: a check answers now; the run itself retries within its budget.
             let mut once = settings.clone();
@@ -210,6 +210,10 @@ fn describe_output(output: &OutputSettings) -> String {
     match &output.target {
         OutputTarget::Stdout => format!("stdout, {format} format"),
         OutputTarget::File(path) => format!("{} (appended), {format} format", path.display()),
+        OutputTarget::SharedFile(path) => format!(
+            "{} (appended, shared with the run's other tenants), {format} format",
+            path.display()
+        ),
         OutputTarget::Syslog(syslog) => format!(
             "{} ({:?} messages, {:?} framing), {format} format",
             syslog.url(),

@@ -13,6 +13,7 @@ mod file;
 mod stdout;
 mod syslog;
 
+pub use file::repair_torn_tail;
 pub use stdout::PIPE_LOCK;
 
 use crate::checkpoint::OutputPosition;
@@ -61,6 +62,9 @@ pub enum Reconciled {
     CutTail { bytes: u64 },
     /// The file was rotated (moved away, or truncated by copytruncate): left untouched.
     Rotated,
+    /// A file shared by several tenants of the run: whole lines stay after a crash, so what a
+    /// tenant wrote but did not commit may be there or not; it is fetched again (at least once).
+    Shared,
     /// A remote receiver (syslog, HTTP): what a run sent but did not commit may never have
     /// arrived, so the journal forgets it and the next run sends it again (at least once).
     Unconfirmed,
@@ -98,6 +102,10 @@ pub fn open(
             let (file, reconciled) = file::AppendFile::open(path, committed)?;
             (Box::new(file), reconciled)
         }
+        OutputTarget::SharedFile(path) => (
+            Box::new(file::AppendFile::open_shared(path)?),
+            Reconciled::Shared,
+        ),
         OutputTarget::Syslog(settings) => (
             Box::new(syslog::SyslogDestination::open(settings)?),
             Reconciled::Unconfirmed,
@@ -273,6 +281,40 @@ mod tests {
         let second = sink.commit().unwrap_err().to_string();
         assert!(second.contains("an earlier write failed"), "{second}");
         assert_eq!(sink.written, 0);
+    }
+
+    #[test]
+    fn a_torn_last_line_of_a_shared_file_is_cut_and_whole_lines_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.json");
+        assert_eq!(repair_torn_tail(&path).unwrap(), 0, "no file yet");
+        fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
+        assert_eq!(repair_torn_tail(&path).unwrap(), 5);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\":2}\n");
+        assert_eq!(
+            repair_torn_tail(&path).unwrap(),
+            0,
+            "whole lines are left alone"
+        );
+        // A torn line longer than the block read backwards.
+        let long = format!("{{\"a\":1}}\n{}", "x".repeat(200_000));
+        fs::write(&path, &long).unwrap();
+        assert_eq!(repair_torn_tail(&path).unwrap(), 200_000);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":1}\n");
+        fs::write(&path, "no newline at all").unwrap();
+        repair_torn_tail(&path).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "");
+
+        let (mut sink, reconciled) =
+            open(&OutputTarget::SharedFile(path.clone()), None, false).unwrap();
+        assert_eq!(reconciled, Reconciled::Shared);
+        sink.append(b"{\"d\":4}");
+        assert_eq!(
+            sink.commit().unwrap(),
+            None,
+            "no position of one tenant describes it"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"d\":4}\n");
     }
 
     #[test]

@@ -14,4 +14,5 @@ mod operator;
 mod run_edges;
 mod stateful;
 mod syslog;
+mod tenants;
 mod wazuh;

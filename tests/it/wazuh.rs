@@ -21,6 +21,7 @@ fn wazuh_line(raw: &str) -> String {
         target: OutputTarget::Stdout,
         format: Format::Wazuh,
         max_line_bytes: CAP,
+        tags: Default::default(),
     });
     let mut out = Vec::new();
     formatter.write(
