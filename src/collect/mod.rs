@@ -82,6 +82,8 @@ pub struct Summary {
     pub events_with_decode_errors: u64,
     pub shrunk_events: u64,
     pub retries: u32,
+    /// Reconnections and resends to a remote output (syslog, HTTP).
+    pub output_retries: u64,
     pub spilled_bytes: u64,
     pub caught_up: bool,
     pub stopped_by: Option<StopReason>,
@@ -471,6 +473,7 @@ impl<'a> Collector<'a> {
         self.summary.events_with_decode_errors = d.events_with_decode_errors;
         self.summary.shrunk_events = d.shrunk_events;
         self.summary.retries = self.retry.total_retries;
+        self.summary.output_retries = self.delivery.sink.retries();
     }
 
     /// Remember how this run ended, for `state show`; best effort (the commit already happened).

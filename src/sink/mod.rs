@@ -82,6 +82,10 @@ pub trait Destination {
     /// The run's signal flag: a destination that waits (to reconnect, to retry) wakes and gives
     /// up when it is set.
     fn set_stop(&mut self, _stop: Arc<AtomicBool>) {}
+    /// Reconnections or resent batches so far (a remote receiver's trouble), for the summary.
+    fn retries(&self) -> u64 {
+        0
+    }
 }
 
 /// The sink for `target`, reconciled with what the last run committed there. A stateful run's
@@ -132,6 +136,11 @@ impl Sink {
             written: 0,
             failed: false,
         }
+    }
+
+    /// How often the destination had to reconnect or resend.
+    pub fn retries(&self) -> u64 {
+        self.destination.retries()
     }
 
     /// Let the destination's waits end on SIGTERM/SIGINT.
