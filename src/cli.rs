@@ -71,9 +71,13 @@ pub struct SettingsArgs {
     /// INI config file [default: ./akamai_config.ini, then beside the executable]
     #[arg(long, short = 'c', global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Section of the config file (and of the .edgerc) to use [default: default]
+    /// Section of the config file (and of the .edgerc) to use [default: default]; repeat it to
+    /// collect several tenants in one run
     #[arg(long, short = 's', global = true, value_name = "NAME")]
-    pub section: Option<String>,
+    pub section: Vec<String>,
+    /// Every section of the config file that has credentials, each a tenant
+    #[arg(long, global = true, conflicts_with = "section")]
+    pub all_sections: bool,
     /// Akamai .edgerc to take credentials from [default: ~/.edgerc when the config has none]
     #[arg(long, global = true, value_name = "PATH")]
     pub edgerc: Option<String>,
@@ -151,6 +155,9 @@ pub struct FetchArgs {
     /// Total time one run may spend waiting to retry [default: 120s]
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_budget: Option<String>,
+    /// Tenants fetched at once, with several --section or --all-sections [default: 4]
+    #[arg(long, global = true, value_name = "N")]
+    pub parallel: Option<String>,
     /// Replay from this time (Unix seconds, RFC 3339, or relative like -2h); implies --no-state
     #[arg(long, global = true, value_name = "TIME", allow_hyphen_values = true)]
     pub from: Option<String>,
@@ -236,7 +243,7 @@ impl Cli {
         let f = &self.fetch;
         let h = &self.http;
         let y = &self.syslog;
-        let pairs: [(&'static str, &Option<String>); 37] = [
+        let pairs: [(&'static str, &Option<String>); 38] = [
             ("edgerc", &s.edgerc),
             ("edgerc_section", &s.edgerc_section),
             ("host", &s.host),
@@ -265,6 +272,7 @@ impl Cli {
             ("max_events", &f.max_events),
             ("max_bytes", &f.max_bytes),
             ("retry_budget", &f.retry_budget),
+            ("parallel", &f.parallel),
             ("syslog_format", &y.syslog_format),
             ("syslog_framing", &y.syslog_framing),
             ("syslog_facility", &y.syslog_facility),
@@ -285,7 +293,9 @@ impl Cli {
         }
         Overrides {
             config: s.config.clone(),
-            section: s.section.clone(),
+            section: s.section.first().cloned(),
+            sections: s.section.clone(),
+            all_sections: s.all_sections,
             values,
         }
     }

@@ -115,7 +115,7 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyh
 /// HTTP receiver must answer a HEAD over a verified connection.
 fn check_output_is_writable(output: &OutputSettings) -> anyhow::Result<()> {
     let path = match &output.target {
-        OutputTarget::File(path) => path,
+        OutputTarget::File(path) | OutputTarget::SharedFile(path) => path,
         OutputTarget::Syslog(settings) => {
             // One attempt: a check answers now; the run itself retries within its budget.
             let mut once = settings.clone();
@@ -222,6 +222,10 @@ fn describe_output(output: &OutputSettings) -> String {
             http.describe(),
             http.format.name(),
             http.batch_events
+        ),
+        OutputTarget::SharedFile(path) => format!(
+            "{} (appended, shared with the run's other tenants), {format} format",
+            path.display()
         ),
         OutputTarget::Syslog(syslog) => format!(
             "{} ({:?} messages, {:?} framing), {format} format",

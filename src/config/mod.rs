@@ -14,7 +14,7 @@ pub mod timespec;
 
 pub use http_output::{HttpFormat, HttpSettings, describe_url};
 pub use ini::{Ini, IniSyntaxError};
-pub use resolve::{CredentialSource, Environment, Overrides, Sources};
+pub use resolve::{CredentialSource, Environment, Overrides, Sources, load_tenants};
 pub use settings::*;
 
 use std::fmt;
@@ -141,6 +141,9 @@ pub const KEYS: &[Key] = &[
     key("max_bytes", "--max-bytes"),
     key("retry_budget", "--retry-budget"),
     file_only("dedup_capacity"),
+    // A label per section: a flag would give every tenant of a run the same one.
+    file_only("tenant"),
+    key("parallel", "--parallel"),
     file_only("spool_dir"),
     key("http_format", "--http-format"),
     key("http_gzip", "--http-gzip"),

@@ -46,6 +46,8 @@ pub enum Format {
 pub enum OutputTarget {
     Stdout,
     File(PathBuf),
+    /// A file other tenants of the same run append to as well.
+    SharedFile(PathBuf),
     /// POSTed in batches to an `https://` (or loopback `http://`) receiver.
     Http(Box<HttpSettings>),
     /// A syslog receiver (`syslog://`, `syslog+tls://`, `syslog+udp://`).
@@ -74,6 +76,114 @@ pub struct OutputSettings {
     pub target: OutputTarget,
     pub format: Format,
     pub max_line_bytes: usize,
+    /// Added to every event of the `wazuh` and `json` formats.
+    pub tags: Tags,
+}
+
+/// What says whose an event is: the tenant (`tenant = …`, or the section's name when the run
+/// names its sections) and the section's `field.NAME = value` labels, like Filebeat's
+/// `fields`. Empty for the plain single-section run, whose output stays as it always was.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags {
+    pub tenant: Option<String>,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Tags {
+    /// `(name, value)` in the order they are written: `tenant` first.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tenant
+            .as_deref()
+            .map(|tenant| ("tenant", tenant))
+            .into_iter()
+            .chain(self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tenant.is_none() && self.fields.is_empty()
+    }
+}
+
+/// Names a label may not take: the event's own top-level members, what the Wazuh shaping adds,
+/// and Wazuh's static fields and index clashes (a rule cannot match those by name).
+const RESERVED_LABELS: &[&str] = &[
+    "tenant",
+    "integration",
+    "type",
+    "format",
+    "version",
+    "attackData",
+    "httpMessage",
+    "geo",
+    "botData",
+    "clientData",
+    "userRiskData",
+    "identity",
+    "decodeErrors",
+    "oversizedEvent",
+    "wazuh",
+    "srcip",
+    "dstip",
+    "srcport",
+    "dstport",
+    "protocol",
+    "action",
+    "user",
+    "srcuser",
+    "dstuser",
+    "id",
+    "status",
+    "url",
+    "data",
+    "extra_data",
+    "systemname",
+    "port",
+    "timestamp",
+];
+
+fn parse_label_name(name: &str) -> Result<String, String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "`field.{name}`: a label name is 1 to 64 letters, digits or `_`, starting with a letter"
+        ));
+    }
+    if RESERVED_LABELS
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(name))
+    {
+        return Err(format!(
+            "`field.{name}` would collide with the event's own `{name}` (or a name Wazuh \
+             reserves): choose another name"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn parse_label_value(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.len() > 1024 || value.chars().any(char::is_control) {
+        return Err("must be 1 to 1024 characters without control characters".to_string());
+    }
+    Ok(value.to_string())
+}
+
+/// A tenant name goes into file names (`{tenant}`), state names and every event.
+pub fn parse_tenant(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !value.starts_with('.');
+    if !valid {
+        return Err(format!(
+            "must be 1 to 64 letters, digits, `_`, `-` or `.` (not starting with `.`), got `{value}`"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 #[derive(Debug, Clone)]
@@ -233,7 +343,48 @@ impl<'a> Resolver<'a> {
             target,
             format,
             max_line_bytes,
+            tags: Tags::default(),
         })
+    }
+
+    /// The tenant's labels. `several` when the run covers more than one tenant: then every
+    /// event says whose it is, as it does when the section was named or `tenant` is set.
+    pub fn tags(&self, several: bool) -> Result<Tags, ConfigError> {
+        let explicit = self.parsed("tenant", None, |v| parse_tenant(v).map(Some))?;
+        let tenant =
+            match explicit {
+                Some(tenant) => Some(tenant),
+                None if several || self.sources.section_is_explicit() => {
+                    let section = self.sources.section();
+                    Some(parse_tenant(section).map_err(|problem| ConfigError::Invalid {
+                    key: "tenant",
+                    origin: Origin::Default,
+                    problem: format!(
+                        "the section name [{section}] is the tenant's name, but it {problem}; \
+                         set `tenant = NAME` in the section"
+                    ),
+                })?)
+                }
+                None => None,
+            };
+        let mut fields = Vec::new();
+        for (name, value, origin) in self.sources.static_fields() {
+            let invalid = |problem: String| ConfigError::Invalid {
+                key: "field.NAME",
+                origin: origin.clone(),
+                problem,
+            };
+            let name = parse_label_name(&name).map_err(invalid)?;
+            let value = parse_label_value(value.trim())
+                .map_err(|problem| invalid(format!("`field.{name}` {problem}")))?;
+            fields.push((name, value));
+        }
+        Ok(Tags { tenant, fields })
+    }
+
+    /// How many tenants run at once [default: 4].
+    pub fn parallel(&self) -> Result<usize, ConfigError> {
+        self.parsed("parallel", 4, |v| parse_in_range(v, 1, 64))
     }
 
     pub fn logging(&self) -> Result<LogSettings, ConfigError> {

@@ -85,6 +85,11 @@ impl Destination for HttpPost {
     fn set_stop(&mut self, stop: Arc<AtomicBool>) {
         self.sender.backoff.set_stop(stop);
     }
+
+    /// Batches sent again after a failed attempt.
+    fn retries(&self) -> u64 {
+        self.sender.backoff.retries
+    }
 }
 
 /// For `check`: one `HEAD` request, which stores nothing, to show that the receiver is

@@ -79,12 +79,6 @@ impl SyslogDestination {
         Ok(destination)
     }
 
-    /// Reconnections and resends so far.
-    #[cfg(test)]
-    fn retries(&self) -> u64 {
-        self.backoff.retries
-    }
-
     fn connect(&self) -> io::Result<Connection> {
         let settings = &self.settings;
         let addresses: Vec<_> = (settings.host.as_str(), settings.port)
@@ -300,6 +294,10 @@ impl Destination for SyslogDestination {
 
     fn set_stop(&mut self, stop: Arc<AtomicBool>) {
         self.backoff.set_stop(stop);
+    }
+
+    fn retries(&self) -> u64 {
+        self.backoff.retries
     }
 }
 

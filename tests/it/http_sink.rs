@@ -480,6 +480,13 @@ fn failures_mid_run_are_retried_and_copies_only_come_from_the_same_key() {
         run.stderr
     );
     assert!(run.stderr.contains("operation timed out"), "{}", run.stderr);
+    // 503, reset, lost answer, 429, timeout, 500: six resends, counted in the summary.
+    let retries: u64 = regex::Regex::new(r"output_retries=(\d+)")
+        .unwrap()
+        .captures(&run.stderr)
+        .map(|c| c[1].parse().unwrap())
+        .expect("the summary counts the output's retries");
+    assert!(retries >= 6, "{}", run.stderr);
     assert!(
         !run.stderr.contains("/ingest"),
         "messages never show the path: {}",

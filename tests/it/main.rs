@@ -15,4 +15,5 @@ mod operator;
 mod run_edges;
 mod stateful;
 mod syslog;
+mod tenants;
 mod wazuh;

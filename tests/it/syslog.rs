@@ -418,6 +418,12 @@ fn rsyslog_killed_and_restarted_mid_run_loses_nothing() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("reconnecting in"), "{stderr}");
+    let retries: u64 = regex::Regex::new(r"output_retries=(\d+)")
+        .unwrap()
+        .captures(&stderr)
+        .map(|c| c[1].parse().unwrap())
+        .expect("the summary counts the reconnections");
+    assert!(retries >= 2, "{retries} reconnections for two restarts");
     let delivered = ids(&rsyslog.wait_for(20_000));
     let counts = counts(&delivered);
     let missing = expected

@@ -21,6 +21,7 @@ fn wazuh_line(raw: &str) -> String {
         target: OutputTarget::Stdout,
         format: Format::Wazuh,
         max_line_bytes: CAP,
+        tags: Default::default(),
     });
     let mut out = Vec::new();
     formatter.write(
@@ -670,4 +671,45 @@ fn every_shipped_wazuh_file_is_well_formed_xml() {
         }
     }
     assert!(checked >= 5, "{checked} files");
+}
+
+#[test]
+fn a_tenants_events_and_diagnostics_trigger_the_same_rules_and_carry_its_name() {
+    let rules = load_rules();
+    let fake = FakeAkamai::start_default().unwrap();
+    let tags = akamai_siem::Tags {
+        tenant: Some("acme-eu".into()),
+        fields: vec![("customer".into(), "ACME".into())],
+    };
+    let mut tagged = Formatter::new(&OutputSettings {
+        target: OutputTarget::Stdout,
+        format: Format::Wazuh,
+        max_line_bytes: CAP,
+        tags,
+    });
+    for id in fake.append_events_at(10, now() - 10.0) {
+        let raw = fake.raw_event_line(id);
+        let mut out = Vec::new();
+        tagged.write(
+            raw.as_bytes(),
+            Value::parse(raw.as_bytes()).unwrap(),
+            &mut out,
+        );
+        let line = String::from_utf8(out).unwrap();
+        let value: Json = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["tenant"], "acme-eu");
+        assert_eq!(value["customer"], "ACME");
+        assert_wazuh_safe(&line);
+        let plain = classify(&rules, &wazuh_line(&raw)).unwrap();
+        assert_eq!(classify(&rules, &line).unwrap().id, plain.id, "event {id}");
+    }
+    // A tenant's diagnostic, as the logging writes it: top-level tenant, named in the message.
+    let line = r#"{"integration":"akamai","tenant":"acme-eu","collector":{"level":"error","code":"auth_failed","message":"[acme-eu] the API rejected the credentials"}}"#;
+    let rule = classify(&rules, line).unwrap();
+    assert_eq!(rule.id, 110_400);
+    assert!(
+        rule.description.contains("$(collector.message)"),
+        "{}",
+        rule.description
+    );
 }

@@ -104,7 +104,7 @@ fn a_broken_session_is_reopened_and_everything_unconfirmed_sent_again() {
     let _ = destination.write_lines(&lines(2..5));
     destination.make_durable().unwrap();
     assert_eq!(sessions.recv_timeout(TEST_TIMEOUT).unwrap(), lines(0..5));
-    assert!(destination.retries() >= 1);
+    assert!(Destination::retries(&destination) >= 1);
 }
 
 /// SO_LINGER 0: closing sends a reset instead of a FIN, like a receiver killed mid-session.
