@@ -123,7 +123,23 @@ enum Failed {
 pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let now = unix_now();
-    let (checkpointing, sink, seen) = open_state_and_output(&setup)?;
+    let (checkpointing, sink, seen) = match open_state_and_output(&setup) {
+        Ok(opened) => opened,
+        // Stopped while a remote output was still being reached: nothing was fetched.
+        Err(error) if stopped_while_waiting_on_the_output(setup.signals, &error) => {
+            let signal = setup.signals.received().unwrap_or(15);
+            tracing::warn!(
+                code = "interrupted",
+                "stopped by signal {signal} before the output answered ({}); nothing was fetched",
+                error_reporting::describe_chain(&error)
+            );
+            return Ok(Summary {
+                stopped_by: Some(StopReason::Signal(signal)),
+                ..Summary::default()
+            });
+        }
+        Err(error) => return Err(error),
+    };
     let mut summary = Summary::default();
     let replay = match setup.start {
         Start::Window => Some(window_range(setup.collect.window, now)),
@@ -223,7 +239,20 @@ impl<'a> Collector<'a> {
     }
 
     fn finish(mut self, started: Instant) -> anyhow::Result<Summary> {
-        let result = self.pages();
+        let result = match self.pages() {
+            Err(error) if stopped_while_waiting_on_the_output(self.setup.signals, &error) => {
+                let signal = self.setup.signals.received().unwrap_or(15);
+                tracing::warn!(
+                    code = "interrupted",
+                    "stopped by signal {signal} while the output was still unconfirmed ({}); \
+                     what it did not confirm is sent again by the next run",
+                    error_reporting::describe_chain(&error)
+                );
+                self.summary.stopped_by = Some(StopReason::Signal(signal));
+                Ok(())
+            }
+            other => other,
+        };
         self.delivery.return_unused();
         self.collect_counters();
         self.summary.elapsed = started.elapsed();
@@ -492,6 +521,23 @@ impl<'a> Collector<'a> {
             tracing::warn!("{error}");
         }
     }
+}
+
+/// A remote output gives up its wait (a retry, an unanswered request) when SIGTERM/SIGINT
+/// arrives: that is the stop the scheduler asked for, not an output failure, so the run exits
+/// with the signal's code. Nothing unconfirmed was committed.
+fn stopped_while_waiting_on_the_output(signals: &Signals, error: &anyhow::Error) -> bool {
+    signals.received().is_some()
+        && error.chain().any(|cause| {
+            let interrupted = |e: &std::io::Error| e.kind() == std::io::ErrorKind::Interrupted;
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(interrupted)
+                || matches!(
+                    cause.downcast_ref::<crate::sink::OutputError>(),
+                    Some(crate::sink::OutputError::Write { source, .. }) if interrupted(source)
+                )
+        })
 }
 
 pub fn unix_now() -> i64 {

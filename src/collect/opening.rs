@@ -13,8 +13,8 @@ pub(super) type Opened = (Option<Checkpointing>, Sink, Seen);
 
 pub(super) fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Opened> {
     let Start::Stateful(settings) = setup.start else {
-        let (mut sink, _) = sink::open(&setup.output.target, None, false)?;
-        sink.set_stop(setup.signals.stop_flag());
+        let stop = Some(setup.signals.stop_flag());
+        let (sink, _) = sink::open_stoppable(&setup.output.target, None, false, stop)?;
         return Ok((None, sink, Seen::in_memory(STATELESS_DEDUP)));
     };
     let lock = RunLock::acquire(&settings.path)?;
@@ -24,8 +24,9 @@ pub(super) fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Open
         .load()?
         .unwrap_or_else(|| State::new(&setup.api.host, &setup.config_ids()));
     // The state moves past what stdout takes: stdout must be someone's.
-    let (mut sink, reconciled) = sink::open(&setup.output.target, state.output.as_ref(), true)?;
-    sink.set_stop(setup.signals.stop_flag());
+    let stop = Some(setup.signals.stop_flag());
+    let (mut sink, reconciled) =
+        sink::open_stoppable(&setup.output.target, state.output.as_ref(), true, stop)?;
     if matches!(setup.output.target, OutputTarget::File(_)) && reconciled != Reconciled::Continued {
         // Commit where this file starts before the first write, so that what a crash or a full
         // disk leaves behind in it is cut by the next run, even after a first run.

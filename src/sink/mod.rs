@@ -97,6 +97,17 @@ pub fn open(
     committed: Option<&OutputPosition>,
     require_reader: bool,
 ) -> Result<(Sink, Reconciled), OutputError> {
+    open_stoppable(target, committed, require_reader, None)
+}
+
+/// [`open`], with the run's signal flag from the start: reaching a remote receiver that is
+/// down waits within the retry budget, and a SIGTERM must end that wait too.
+pub fn open_stoppable(
+    target: &OutputTarget,
+    committed: Option<&OutputPosition>,
+    require_reader: bool,
+    stop: Option<Arc<AtomicBool>>,
+) -> Result<(Sink, Reconciled), OutputError> {
     let (destination, reconciled): (Box<dyn Destination>, Reconciled) = match target {
         OutputTarget::Stdout => {
             if require_reader {
@@ -120,11 +131,15 @@ pub fn open(
             (Box::new(post), Reconciled::Unconfirmed)
         }
         OutputTarget::Syslog(settings) => (
-            Box::new(syslog::SyslogDestination::open(settings)?),
+            Box::new(syslog::SyslogDestination::open(settings, stop.clone())?),
             Reconciled::Unconfirmed,
         ),
     };
-    Ok((Sink::new(destination), reconciled))
+    let mut sink = Sink::new(destination);
+    if let Some(stop) = stop {
+        sink.set_stop(stop);
+    }
+    Ok((sink, reconciled))
 }
 
 pub struct Sink {

@@ -52,7 +52,10 @@ enum Connection {
 impl SyslogDestination {
     /// Set up TLS and open the first session, so that a wrong address, port or certificate
     /// is reported before anything is fetched.
-    pub fn open(settings: &SyslogSettings) -> Result<SyslogDestination, OutputError> {
+    pub fn open(
+        settings: &SyslogSettings,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Result<SyslogDestination, OutputError> {
         let setup_error = |message: String| OutputError::Write {
             target: settings.url(),
             source: io::Error::other(message),
@@ -70,6 +73,9 @@ impl SyslogDestination {
             unconfirmed: Vec::new(),
             backoff: Backoff::new(settings.retry_budget),
         };
+        if let Some(stop) = stop {
+            destination.backoff.set_stop(stop);
+        }
         destination
             .reconnect()
             .map_err(|source| OutputError::Write {
@@ -161,12 +167,13 @@ impl SyslogDestination {
         }
         let give_up = |why: GiveUp, this: &Self| {
             let unconfirmed = this.unconfirmed.len();
-            let when = match why {
-                GiveUp::BudgetSpent => "retry_budget is spent",
-                GiveUp::Stopped => "the run was asked to stop",
+            // Interrupted tells the run loop that a signal, not the receiver, ended the wait.
+            let (when, kind) = match why {
+                GiveUp::BudgetSpent => ("retry_budget is spent", error.kind()),
+                GiveUp::Stopped => ("the run was asked to stop", io::ErrorKind::Interrupted),
             };
             io::Error::new(
-                error.kind(),
+                kind,
                 format!(
                     "{error}; {when} after {} reconnect(s), {unconfirmed} bytes unconfirmed \
                      (the state stays at the last event the receiver confirmed; the next run \

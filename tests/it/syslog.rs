@@ -544,3 +544,25 @@ fn a_bad_syslog_setting_names_the_key_to_fix() {
         assert!(run.stderr.contains(key), "{args:?}: {}", run.stderr);
     }
 }
+
+#[test]
+fn sigterm_while_waiting_for_a_receiver_exits_as_interrupted_at_once() {
+    let harness = Harness::with_defaults();
+    harness.fake.append_events(5);
+    let url = format!("syslog://127.0.0.1:{}", closed_port());
+    let child = harness.spawn(&["--output", &url, "--retry-budget", "10m"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let signalled = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("nothing was fetched"), "{stderr}");
+    assert!(harness.fake.requests().is_empty());
+}

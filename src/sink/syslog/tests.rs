@@ -57,7 +57,8 @@ fn receiver(linger: Duration) -> (u16, mpsc::Receiver<Vec<u8>>) {
 fn a_commit_waits_until_the_receiver_closed_the_session() {
     let (port, sessions) = receiver(Duration::from_millis(400));
     let mut destination =
-        SyslogDestination::open(&settings(SyslogTransport::Tcp, port, Duration::ZERO)).unwrap();
+        SyslogDestination::open(&settings(SyslogTransport::Tcp, port, Duration::ZERO), None)
+            .unwrap();
     destination.write_lines(&lines(0..3)).unwrap();
     let started = Instant::now();
     destination.make_durable().unwrap();
@@ -91,11 +92,10 @@ fn a_broken_session_is_reopened_and_everything_unconfirmed_sent_again() {
         second.read_to_end(&mut read).unwrap();
         report.send(read).unwrap();
     });
-    let mut destination = SyslogDestination::open(&settings(
-        SyslogTransport::Tcp,
-        port,
-        Duration::from_secs(20),
-    ))
+    let mut destination = SyslogDestination::open(
+        &settings(SyslogTransport::Tcp, port, Duration::from_secs(20)),
+        None,
+    )
     .unwrap();
     destination.write_lines(&lines(0..2)).unwrap();
     std::thread::sleep(Duration::from_millis(200));
@@ -134,11 +134,10 @@ fn a_receiver_that_stays_down_ends_in_an_error_naming_the_budget() {
         listener.local_addr().unwrap().port()
     };
     let started = Instant::now();
-    let error = SyslogDestination::open(&settings(
-        SyslogTransport::Tcp,
-        port,
-        Duration::from_millis(800),
-    ))
+    let error = SyslogDestination::open(
+        &settings(SyslogTransport::Tcp, port, Duration::from_millis(800)),
+        None,
+    )
     .err()
     .unwrap()
     .to_string();
@@ -151,7 +150,8 @@ fn a_receiver_that_stays_down_ends_in_an_error_naming_the_budget() {
 fn unconfirmed_bytes_stay_bounded_by_confirming_sessions_on_the_way() {
     let (port, sessions) = receiver(Duration::ZERO);
     let mut destination =
-        SyslogDestination::open(&settings(SyslogTransport::Tcp, port, Duration::ZERO)).unwrap();
+        SyslogDestination::open(&settings(SyslogTransport::Tcp, port, Duration::ZERO), None)
+            .unwrap();
     let chunk = lines(0..20_000);
     let mut sent = 0;
     while sent < 3 * CONFIRM_EVERY {
@@ -176,7 +176,8 @@ fn udp_sends_one_datagram_per_event() {
     socket.set_read_timeout(Some(TEST_TIMEOUT)).unwrap();
     let port = socket.local_addr().unwrap().port();
     let mut destination =
-        SyslogDestination::open(&settings(SyslogTransport::Udp, port, Duration::ZERO)).unwrap();
+        SyslogDestination::open(&settings(SyslogTransport::Udp, port, Duration::ZERO), None)
+            .unwrap();
     destination.write_lines(&lines(0..3)).unwrap();
     destination.make_durable().unwrap();
     let mut buffer = [0u8; 1024];
