@@ -93,6 +93,8 @@ impl Collector<'_> {
         let waiting = std::mem::take(&mut self.waiting_alone);
         let mut alone_behind = false;
         if !waiting.is_empty() {
+            // The set's stream waits aside (an idle planner holds its place) while each
+            // refused id has its own.
             let set = (
                 std::mem::replace(&mut self.planner, Planner::replay(0, 0, 1)),
                 self.client.clone(),

@@ -331,3 +331,30 @@ fn the_refusal_is_its_own_json_diagnostic_naming_the_id() {
     assert_eq!(summary["collector"]["code"], "summary");
     assert_eq!(summary["collector"]["config_ids"], A.to_string());
 }
+
+#[test]
+fn an_id_refused_longer_than_the_api_keeps_events_reports_its_gap_when_accepted_again() {
+    let harness = two_ids();
+    harness.fake.append_events_at(6, now() - 100.0);
+    harness.fake.refuse(B, 403);
+    harness.run(&["--format", "json"]).assert_code(0);
+    // As if B had been refused for 13 hours.
+    let mut saved = state(&harness);
+    let long_ago = now() as i64 - 13 * 3600;
+    saved["refused"][0]["checkpoint"] = long_ago.into();
+    std::fs::write(harness.state_file(), saved.to_string()).unwrap();
+    harness.fake.accept(B);
+    let later = harness.fake.append_events(6);
+    let run = harness.run(&["--format", "json"]);
+    run.assert_code(9);
+    assert!(
+        run.stderr
+            .contains(&format!("events of config id {B} stored from {long_ago}")),
+        "{}",
+        run.stderr
+    );
+    // What the API still holds of B arrives, and A goes on.
+    let mut wanted = of_b(0..later.end);
+    wanted.extend(of_a(later));
+    assert_eq!(sorted(run.ids()), sorted(wanted));
+}
