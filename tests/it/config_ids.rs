@@ -358,3 +358,101 @@ fn an_id_refused_longer_than_the_api_keeps_events_reports_its_gap_when_accepted_
     wanted.extend(of_a(later));
     assert_eq!(sorted(run.ids()), sorted(wanted));
 }
+
+/// In a run of several tenants, a catching-up id takes its share out of its own tenant's part
+/// of the run's budget, never the other tenant's.
+#[test]
+fn with_several_tenants_a_refused_id_costs_only_its_own_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("home")).unwrap();
+    let acme = fake_akamai::FakeAkamai::start(Options {
+        config_ids: vec![A, B],
+        ..Options::default()
+    })
+    .unwrap();
+    let beta = fake_akamai::FakeAkamai::start(Options {
+        config_ids: vec![3003],
+        ..Options::default()
+    })
+    .unwrap();
+    let mut text = String::from("[DEFAULT]\nformat = json\n");
+    for (name, fake) in [("acme", &acme), ("beta", &beta)] {
+        let ca = dir.path().join(format!("{name}-ca.pem"));
+        std::fs::write(&ca, fake.ca_pem()).unwrap();
+        let c = fake.credentials();
+        text.push_str(&format!(
+            "\n[{name}]\nhost = {}\nconfig_id = {}\nclient_token = {}\nclient_secret = {}\n\
+             access_token = {}\nca_file = {}\n",
+            fake.host(),
+            fake.config_ids(),
+            c.client_token,
+            c.client_secret,
+            c.access_token,
+            ca.display()
+        ));
+    }
+    let config = dir.path().join("akamai_config.ini");
+    std::fs::write(&config, text).unwrap();
+    let mut permissions = std::fs::metadata(&config).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
+    std::fs::set_permissions(&config, permissions).unwrap();
+    let run = |extra: &[&str]| {
+        let mut command = Command::new(common::BIN);
+        command
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--diagnostics",
+                "text",
+            ])
+            .args(["--all-sections", "--limit", "50"])
+            .args(extra)
+            .current_dir(dir.path())
+            .env("HOME", dir.path().join("home"))
+            .stdin(Stdio::null());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("AKAMAI_SIEM_") {
+                command.env_remove(name);
+            }
+        }
+        Run::from(command.output().unwrap())
+    };
+    let tenant_ids = |run: &Run, tenant: &str| -> Vec<u64> {
+        run.stdout
+            .lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["tenant"] == tenant)
+            .map(|l| fake_akamai::event_id(l).unwrap())
+            .collect()
+    };
+
+    let first = acme.append_events_at(20, now() - 100.0);
+    let beta_first = beta.append_events_at(10, now() - 100.0);
+    acme.refuse(B, 403);
+    let result = run(&[]);
+    result.assert_code(0);
+    assert_eq!(tenant_ids(&result, "acme"), of_a(first.clone()));
+    assert_eq!(tenant_ids(&result, "beta"), beta_first.collect::<Vec<_>>());
+    assert!(
+        result.stderr.contains(&format!("config id {B} (HTTP 403")),
+        "{}",
+        result.stderr
+    );
+
+    // B's backlog is large; the run's budget is 400 events, 200 per tenant.
+    acme.append_events(600);
+    acme.accept(B);
+    let beta_more = beta.append_events(150);
+    let result = run(&["--max-events", "400"]);
+    result.assert_code(0);
+    assert_exactly_once(&tenant_ids(&result, "beta"), beta_more);
+    let acme_got = tenant_ids(&result, "acme");
+    assert!(
+        acme_got.len() <= 250,
+        "acme's catch-up stayed within its part: {}",
+        acme_got.len()
+    );
+    assert!(
+        acme_got.iter().any(|id| id % 2 == 0) && acme_got.iter().any(|id| id % 2 == 1),
+        "within acme, B's catch-up shares with A"
+    );
+}
