@@ -13,7 +13,7 @@ mod tls;
 
 pub use events::{EventSize, encode_headers, encode_rule_list};
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
@@ -147,6 +147,8 @@ pub(crate) struct Shared {
     faults: Mutex<VecDeque<Fault>>,
     nonces: Mutex<HashSet<String>>,
     requests: Mutex<Vec<RequestRecord>>,
+    /// Config ids answered with this status (403, 404) for now, whatever else is asked with them.
+    refused: Mutex<HashMap<u64, u16>>,
     serial: AtomicU64,
     expired_before_serial: AtomicU64,
     shutdown: AtomicBool,
@@ -185,6 +187,7 @@ impl FakeAkamai {
             faults: Mutex::new(VecDeque::new()),
             nonces: Mutex::new(HashSet::new()),
             requests: Mutex::new(Vec::new()),
+            refused: Mutex::new(HashMap::new()),
             serial: AtomicU64::new(0),
             expired_before_serial: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
@@ -282,6 +285,27 @@ impl FakeAkamai {
     /// Drop the faults not yet used.
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
+    }
+
+    /// From now on, refuse every request that names config id `id` with `status`: 403 as for an
+    /// API client without SIEM access to it, 404 as for an id the account does not have. Like
+    /// the real API, a request naming it with other ids is refused as a whole. Its events are
+    /// still stored, and served again after `accept`.
+    pub fn refuse(&self, id: u64, status: u16) {
+        assert!(
+            matches!(status, 403 | 404),
+            "the API refuses a config id with 403 or 404"
+        );
+        assert!(
+            self.shared.options.config_ids.contains(&id),
+            "refuse one of this server's config ids"
+        );
+        lock(&self.shared.refused).insert(id, status);
+    }
+
+    /// Serve config id `id` again (access given back).
+    pub fn accept(&self, id: u64) {
+        lock(&self.shared.refused).remove(&id);
     }
 
     /// Every offset handed out so far answers 416 from now on.

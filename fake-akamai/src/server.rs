@@ -316,6 +316,11 @@ fn parse_configs(shared: &Shared, text: &str) -> Result<Vec<u64>, Problem> {
         }
         ids.push(id);
     }
+    let refused = lock(&shared.refused);
+    if let Some(status) = ids.iter().find_map(|id| refused.get(id)) {
+        // Refused as a whole: the answer does not say which id is the cause.
+        return Err(status_problem(*status));
+    }
     Ok(ids)
 }
 

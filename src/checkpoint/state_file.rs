@@ -31,6 +31,26 @@ pub struct State {
     pub seen: SeenPosition,
     #[serde(default)]
     pub last_run: Option<RunRecord>,
+    /// Config ids the API refused on their own (403, 404) while the others were fetched: each
+    /// is tried alone on every run and resumes from its own checkpoint once accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedConfig>,
+}
+
+/// A config id the API refused, and how far its events were delivered before that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedConfig {
+    pub id: u64,
+    /// The HTTP status of the refusal: 403 (no SIEM access) or 404 (unknown id).
+    pub status: u16,
+    /// The API's own words, for the diagnostic that repeats on every run.
+    pub reason: String,
+    /// Unix seconds of the first refusal.
+    pub since: i64,
+    /// Unix seconds: every event of this id stored before this time was delivered (the set's
+    /// checkpoint when it was refused, then moved on while it catches up).
+    #[serde(default)]
+    pub checkpoint: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +100,7 @@ impl State {
             output: None,
             seen: SeenPosition::default(),
             last_run: None,
+            refused: Vec::new(),
         }
     }
 }
@@ -298,6 +319,27 @@ mod tests {
         let mode = fs::metadata(file.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "state must not be readable by others");
         assert!(!file.temporary_path().exists());
+    }
+
+    #[test]
+    fn refused_ids_round_trip_and_older_states_load_without_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.state"));
+        let mut state = sample();
+        state.refused.push(RefusedConfig {
+            id: 2,
+            status: 403,
+            reason: "not authorized".into(),
+            since: 1_700_000_100,
+            checkpoint: Some(1_699_999_000),
+        });
+        file.save(&state).unwrap();
+        assert_eq!(file.load().unwrap(), Some(state));
+        // A state written before refused ids existed has no such key.
+        file.save(&sample()).unwrap();
+        let text = fs::read_to_string(file.path()).unwrap();
+        assert!(!text.contains("refused"), "{text}");
+        assert_eq!(file.load().unwrap().unwrap().refused, Vec::new());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod retry;
 pub mod signals;
 pub mod tenants;
 
+mod config_ids;
 mod delivery;
 mod opening;
 mod report;
@@ -21,7 +22,7 @@ use delivery::Delivery;
 use opening::{Checkpointing, open_state_and_output};
 use report::report_notices;
 
-use crate::checkpoint::{RunLock, RunRecord, Seen, State, StateFile};
+use crate::checkpoint::{RefusedConfig, RunLock, RunRecord, Seen, State, StateFile};
 use crate::config::timespec::{describe, human_duration};
 use crate::config::{ApiSettings, CollectSettings, OutputSettings, OutputTarget, StateSettings};
 use crate::diagnostics::error_reporting::{self, Exit, Reported};
@@ -31,7 +32,11 @@ use crate::source::api::{ApiError, Client, Query, Request};
 use crate::source::page::{Deliver, Event, Flow, PageEnd, PageError, PageReader, PageStats};
 use anyhow::Context as _;
 use budget::{Allowance, BudgetPool};
-use plan::{Notice, PageResult, PlanSettings, Planner, Progress, window_range};
+use config_ids::{Refusal, StreamEnd};
+use plan::{
+    IdPlan, Notice, PageResult, PlanSettings, Planner, Progress, join_ids, plan_config_ids,
+    window_range,
+};
 use retry::{Retry, random_unit};
 use signals::Signals;
 use std::time::{Duration, Instant};
@@ -90,6 +95,12 @@ pub struct Summary {
     /// An interval of events could not be fetched any more (reported as a gap).
     pub lost_events: bool,
     pub elapsed: Duration,
+    /// Config ids whose events this run fetched (at least one complete page).
+    pub config_ids: Vec<u64>,
+    /// Config ids the API refused this run (reported as `config_refused`).
+    pub refused_config_ids: Vec<u64>,
+    /// Config ids accepted again that had their share of the budget before catching up.
+    pub catching_up_config_ids: Vec<u64>,
 }
 
 pub struct RunSetup<'a> {
@@ -109,6 +120,42 @@ impl RunSetup<'_> {
     fn config_ids(&self) -> String {
         self.api.config_ids.to_string()
     }
+
+    /// The planner for the ids asked for together, continuing from the state (`None` for a
+    /// first run); the notices are for the operator.
+    fn set_planner(
+        &self,
+        state: Option<&State>,
+        ids: &str,
+        now: i64,
+        replay: Option<(i64, i64)>,
+    ) -> (Planner, Vec<Notice>) {
+        let settings = match (self.start, replay) {
+            (Start::Stateful(settings), _) => settings,
+            (_, Some((from, to))) => {
+                return (Planner::replay(from, to, self.collect.limit), Vec::new());
+            }
+            (_, None) => unreachable!("a run without state has a time range"),
+        };
+        // A state that has neither offset nor checkpoint never got past its first request.
+        let previous = state.filter(|s| s.offset.is_some() || s.checkpoint.is_some());
+        Planner::stateful(
+            previous,
+            &self.api.host,
+            ids,
+            &self.plan_settings(settings),
+            now,
+        )
+    }
+
+    fn plan_settings(&self, settings: &StateSettings) -> PlanSettings {
+        PlanSettings {
+            limit: self.collect.limit,
+            initial_lookback: settings.initial_lookback,
+            offset_ttl: settings.offset_ttl,
+            overlap: settings.overlap,
+        }
+    }
 }
 
 /// How a page attempt failed.
@@ -123,7 +170,7 @@ enum Failed {
 pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let now = unix_now();
-    let (checkpointing, sink, seen) = match open_state_and_output(&setup) {
+    let (mut checkpointing, sink, seen) = match open_state_and_output(&setup) {
         Ok(opened) => opened,
         // Stopped while a remote output was still being reached: nothing was fetched.
         Err(error) if stopped_while_waiting_on_the_output(setup.signals, &error) => {
@@ -146,40 +193,29 @@ pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
         Start::Replay { from, to } => Some((from, to)),
         Start::Stateful(_) => None,
     };
-    let planner = match (setup.start, replay) {
-        (Start::Window | Start::Replay { .. }, Some((from, to))) => {
-            Planner::replay(from, to, setup.collect.limit)
-        }
-        _ => {
-            let Start::Stateful(settings) = setup.start else {
-                unreachable!("a run without a time range is stateful")
-            };
-            // A state that has neither offset nor checkpoint never got past its first request.
-            let previous = checkpointing
-                .as_ref()
-                .map(|c| &c.state)
-                .filter(|s| s.offset.is_some() || s.checkpoint.is_some());
-            let (planner, notices) = Planner::stateful(
-                previous,
-                &setup.api.host,
-                &setup.config_ids(),
-                &PlanSettings {
-                    limit: setup.collect.limit,
-                    initial_lookback: settings.initial_lookback,
-                    offset_ttl: settings.offset_ttl,
-                    overlap: settings.overlap,
-                },
-                now,
-            );
-            report_notices(&notices, &mut summary);
-            planner
-        }
-    };
+    let ids = plan_config_ids(
+        setup.api.config_ids.ids(),
+        checkpointing.as_ref().map_or(&[][..], |c| &c.state.refused),
+    );
+    if let Some(checkpointing) = &mut checkpointing {
+        config_ids::forget_unplanned(&mut checkpointing.state, &ids);
+    }
+    let together = join_ids(&ids.together);
+    let (planner, notices) = setup.set_planner(
+        checkpointing.as_ref().map(|c| &c.state),
+        &together,
+        now,
+        replay,
+    );
+    report_notices(&notices, &mut summary, None);
     let pool =
         FormatPool::new(setup.output, DEFAULT_WORKERS).context("starting the format workers")?;
     let mut collector = Collector::new(&setup, checkpointing, sink, seen, planner, pool);
     collector.summary = summary;
     collector.replay = replay;
+    collector.client = setup.client.for_config_ids(&together);
+    collector.ids = ids.together;
+    collector.waiting_alone = ids.alone;
     collector.finish(started)
 }
 
@@ -194,6 +230,16 @@ struct Collector<'a> {
     summary: Summary,
     /// The time range of a run without state (`--no-state` or `--from`), for its messages.
     replay: Option<(i64, i64)>,
+    /// The API client for the ids the current stream asks for.
+    client: Client,
+    /// The ids the current stream asks for: the set, or one refused id tried alone.
+    ids: Vec<u64>,
+    /// The current stream is a refused id tried alone (its planner stands apart from the set's).
+    alone: bool,
+    /// Refused ids still to be tried alone this run, before the set.
+    waiting_alone: Vec<RefusedConfig>,
+    /// What the planner of a refused id tried alone has to say, once the API accepts it.
+    held_notices: Vec<Notice>,
 }
 
 impl<'a> Collector<'a> {
@@ -235,11 +281,16 @@ impl<'a> Collector<'a> {
             retry: Retry::new(setup.collect.retry_budget),
             summary: Summary::default(),
             replay: None,
+            client: setup.client.clone(),
+            ids: setup.api.config_ids.ids().to_vec(),
+            alone: false,
+            waiting_alone: Vec::new(),
+            held_notices: Vec::new(),
         }
     }
 
     fn finish(mut self, started: Instant) -> anyhow::Result<Summary> {
-        let result = match self.pages() {
+        let result = match self.streams() {
             Err(error) if stopped_while_waiting_on_the_output(self.setup.signals, &error) => {
                 let signal = self.setup.signals.received().unwrap_or(15);
                 tracing::warn!(
@@ -271,15 +322,17 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn pages(&mut self) -> anyhow::Result<()> {
+    /// Pages of the current stream until it is caught up, a budget or a signal stops it, or
+    /// (a refused id tried alone) the API still refuses it.
+    fn pages(&mut self) -> anyhow::Result<StreamEnd> {
         loop {
             if let Some(signal) = self.setup.signals.received() {
                 self.summary.stopped_by = Some(StopReason::Signal(signal));
-                return Ok(());
+                return Ok(StreamEnd::Stopped);
             }
             if !self.delivery.has_allowance() {
                 self.summary.stopped_by = Some(StopReason::MaxEvents);
-                return Ok(());
+                return Ok(StreamEnd::Stopped);
             }
             let remaining = self.delivery.max_events - self.delivery.events;
             let request = self.planner.next_request(remaining);
@@ -308,21 +361,21 @@ impl<'a> Collector<'a> {
                     let progress = self.planner.page_done(&page, request.limit);
                     self.commit(true)?;
                     self.retry.succeeded();
+                    self.fetched_from_stream();
                     if progress == Progress::CaughtUp {
-                        self.summary.caught_up = true;
-                        return Ok(());
+                        return Ok(StreamEnd::CaughtUp);
                     }
                 }
                 Ok(PageEnd::Stopped) => {
                     self.commit(false)?;
                     self.summary.stopped_by = self.delivery.budget_hit;
-                    return Ok(());
+                    return Ok(StreamEnd::Stopped);
                 }
                 Err(PageError::Interrupted) => {
                     self.commit(false)?;
                     let signal = self.setup.signals.received().unwrap_or(15);
                     self.summary.stopped_by = Some(StopReason::Signal(signal));
-                    return Ok(());
+                    return Ok(StreamEnd::Stopped);
                 }
                 Err(PageError::Handler(error)) => {
                     // The output failed: keep what is known to be delivered, then stop.
@@ -331,7 +384,11 @@ impl<'a> Collector<'a> {
                 }
                 Err(PageError::Api(error)) => {
                     self.commit(false)?;
-                    self.recover(error, &request)?;
+                    match self.refused(error)? {
+                        Refusal::Ended(end) => return Ok(end),
+                        Refusal::Isolated => {}
+                        Refusal::Fatal(error) => self.recover(error, &request)?,
+                    }
                 }
             }
         }
@@ -340,9 +397,11 @@ impl<'a> Collector<'a> {
     /// Send the request and read the page. `Err(Cut)` when the 200 response ended early.
     fn fetch(&mut self, request: &Request, stats: &mut PageStats) -> Result<PageEnd, Failed> {
         self.delivery.page_max_start = None;
-        let path = self.setup.client.path_and_query(request);
+        let path = self.client.path_and_query(request);
         tracing::debug!("GET {path}");
-        let body = self.open_page(request).map_err(Failed::Before)?;
+        let body = self
+            .open_page(&self.client, request)
+            .map_err(Failed::Before)?;
         self.reader
             .read(body, stats, &self.pool, &mut self.delivery)
             .map_err(|error| match error {
@@ -355,8 +414,12 @@ impl<'a> Collector<'a> {
 
     /// Send the request from a helper thread: an API that stalls before answering must not keep
     /// a SIGTERM waiting for the read timeout (Wazuh's wodle waits for us without limit).
-    fn open_page(&self, request: &Request) -> Result<crate::source::api::PageBody, PageError> {
-        let client = self.setup.client.clone();
+    fn open_page(
+        &self,
+        client: &Client,
+        request: &Request,
+    ) -> Result<crate::source::api::PageBody, PageError> {
+        let client = client.clone();
         let request = request.clone();
         let (answer, answered) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -408,7 +471,7 @@ impl<'a> Collector<'a> {
         match error {
             ApiError::OffsetExpired { .. } => {
                 let notices = self.planner.offset_expired(now)?;
-                report_notices(&notices, &mut self.summary);
+                self.report(&notices);
                 Ok(())
             }
             ApiError::BadRequest { .. } if matches!(request.query, Query::Time { .. }) => {
@@ -418,7 +481,7 @@ impl<'a> Collector<'a> {
                             code = "recovering",
                             "the API refused `from` as too old ({error}); retrying closer to now"
                         );
-                        report_notices(&notices, &mut self.summary);
+                        self.report(&notices);
                         Ok(())
                     }
                     None => Err(error.into()),
@@ -454,17 +517,22 @@ impl<'a> Collector<'a> {
         let state = &mut checkpointing.state;
         state.record_output(output);
         state.seen = seen;
-        // A first run cut short must still remember where its time window began.
-        if page_complete || state.checkpoint.is_none() {
+        if self.alone {
+            // A refused id tried alone has its own checkpoint; the set's state is not its.
+            if page_complete {
+                config_ids::record_alone_checkpoint(state, &self.ids, self.planner.checkpoint());
+            }
+        } else if page_complete || state.checkpoint.is_none() {
+            // A first run cut short must still remember where its time window began.
             state.checkpoint = self.planner.checkpoint();
         }
-        if page_complete {
+        if page_complete && !self.alone {
             if let Some((offset, obtained)) = self.planner.offset() {
                 state.offset = Some(offset.to_string());
                 state.offset_obtained_at = obtained;
             }
             state.host = self.setup.api.host.clone();
-            state.config_ids = self.setup.config_ids();
+            state.config_ids = self.client.config_ids().to_string();
         }
         checkpointing
             .file

@@ -4,7 +4,7 @@
 //! Offset mode is the primary mode (API doc §2: a time window misses events stored late for it);
 //! time mode is for the first run, replays, and recovery when an offset is gone.
 
-use crate::checkpoint::State;
+use crate::checkpoint::{RefusedConfig, State};
 use crate::config::API_HORIZON;
 use crate::source::api::{ApiError, Query, Request};
 use std::time::Duration;
@@ -102,6 +102,8 @@ pub struct Planner {
     /// from a saved checkpoint promised to deliver everything after it; a first run, a window
     /// and a replay never did, so an old `from` there is clamped silently (with a notice).
     reports_gaps: bool,
+    /// The end of a replay's time range: a recovery by time keeps it.
+    upper: Option<i64>,
 }
 
 impl Planner {
@@ -119,6 +121,7 @@ impl Planner {
             recoveries: 0,
             clamped_once: false,
             reports_gaps: false,
+            upper: Some(to),
         }
     }
 
@@ -148,6 +151,7 @@ impl Planner {
             recoveries: 0,
             clamped_once: false,
             reports_gaps: false,
+            upper: None,
         };
         let Some(state) = state else {
             planner.checkpoint = Some(first_from);
@@ -307,10 +311,36 @@ impl Planner {
         );
         self.next = Query::Time {
             from: start,
-            to: None,
+            to: self.upper,
         };
         self.offset_obtained_at = None;
         notices
+    }
+
+    /// A config id refused alone that is tried again: by time from its own checkpoint (minus
+    /// the overlap), reporting what the API no longer holds, like a recovery of a saved state.
+    /// Without a checkpoint it starts like a first run.
+    pub fn resume(
+        checkpoint: Option<i64>,
+        settings: &PlanSettings,
+        now: i64,
+    ) -> (Planner, Vec<Notice>) {
+        let (mut planner, _) = Planner::stateful(None, "", "", settings, now);
+        let Some(checkpoint) = checkpoint else {
+            return (planner, Vec::new());
+        };
+        planner.checkpoint = Some(checkpoint);
+        planner.reports_gaps = true;
+        let notices =
+            planner.plan_time_recovery(now, "resuming a config id the API had refused".into());
+        (planner, notices)
+    }
+
+    /// The set of config ids changed in the middle of a run (one was refused): offsets belong to
+    /// the old set, so continue by time from the checkpoint. Not an expiry: it does not count
+    /// against `MAX_RECOVERIES`.
+    pub fn config_ids_changed(&mut self, now: i64, reason: String) -> Vec<Notice> {
+        self.plan_time_recovery(now, reason)
     }
 
     pub fn checkpoint(&self) -> Option<i64> {
@@ -323,6 +353,85 @@ impl Planner {
             Query::Offset(offset) => Some((offset, self.offset_obtained_at)),
             Query::Time { .. } => None,
         }
+    }
+}
+
+/// Which config ids a run asks for, and how: the ones refused before are tried alone first,
+/// each from its own checkpoint; the others are asked for together, as one set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdPlan {
+    /// Refused ids still configured, in configured order: each is tried alone.
+    pub alone: Vec<RefusedConfig>,
+    /// Ids asked for together (the set offsets are bound to), in configured order.
+    pub together: Vec<u64>,
+    /// Refused ids asked for with the set again because no other id is left: their
+    /// checkpoints join the set's (see `joined_checkpoint`), so none of their events is skipped.
+    pub rejoined: Vec<RefusedConfig>,
+}
+
+/// Plan the config ids of a run from the configured ones and those refused on earlier runs.
+/// A refused id that is no longer configured is forgotten; when every configured id was
+/// refused, they are all asked for together again (the API's own answer is then the error).
+pub fn plan_config_ids(configured: &[u64], refused: &[RefusedConfig]) -> IdPlan {
+    let alone: Vec<RefusedConfig> = configured
+        .iter()
+        .filter_map(|id| refused.iter().find(|r| r.id == *id).cloned())
+        .collect();
+    let together: Vec<u64> = configured
+        .iter()
+        .copied()
+        .filter(|id| !alone.iter().any(|r| r.id == *id))
+        .collect();
+    if together.is_empty() {
+        return IdPlan {
+            alone: Vec::new(),
+            together: configured.to_vec(),
+            rejoined: alone,
+        };
+    }
+    IdPlan {
+        alone,
+        together,
+        rejoined: Vec::new(),
+    }
+}
+
+/// The ids as the API's path takes them: `1;2`.
+pub fn join_ids(ids: &[u64]) -> String {
+    let text: Vec<String> = ids.iter().map(u64::to_string).collect();
+    text.join(";")
+}
+
+/// A request that tells whether the API accepts one config id, at the cost of one event at
+/// most (never delivered): a one-minute window ending a safety lag before now.
+pub fn probe_request(now: i64) -> Request {
+    Request {
+        query: Query::Time {
+            from: now - SAFETY_LAG - 60,
+            to: Some(now - SAFETY_LAG),
+        },
+        limit: 1,
+    }
+}
+
+/// After a request for `requested` was refused and each id was probed alone: the ids to go on
+/// with, or `None` when isolating cannot help (one id only, none refused alone, or all of them)
+/// and the refusal is the run's error.
+pub fn healthy_ids(requested: &[u64], refused: &[u64]) -> Option<Vec<u64>> {
+    let healthy: Vec<u64> = requested
+        .iter()
+        .copied()
+        .filter(|id| !refused.contains(id))
+        .collect();
+    (!refused.is_empty() && !healthy.is_empty()).then_some(healthy)
+}
+
+/// The set's checkpoint once a resumed id joins it again: the earlier of the two, so a
+/// recovery by time covers what either still lacks (replays are dropped by hash).
+pub fn joined_checkpoint(set: Option<i64>, resumed: Option<i64>) -> Option<i64> {
+    match (set, resumed) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -54,6 +54,10 @@ impl Collector<'_> {
             (None, true, _) if self.replay.is_some() => "the whole time range delivered".into(),
             (None, true, _) => "caught up".into(),
             (None, false, Some(reason)) => format!("stopped by {}", reason.name()),
+            (None, false, None) if !s.catching_up_config_ids.is_empty() => format!(
+                "config id(s) {} still catching up",
+                join_ids(&s.catching_up_config_ids)
+            ),
             (None, false, None) => "stopped".into(),
         };
         if let Some(limit) = self.planner.smallest_limit() {
@@ -81,8 +85,16 @@ impl Collector<'_> {
             ),
             (None, None) => "no state kept".to_string(),
         };
+        if !s.refused_config_ids.is_empty() {
+            status.push_str(&format!(
+                " (config ids fetched: {}; refused: {})",
+                list_or_none(&s.config_ids),
+                list_or_none(&s.refused_config_ids)
+            ));
+        }
         tracing::info!(
             code = "summary",
+            config_ids = join_ids(&s.config_ids),
             events = s.events,
             duplicates = s.duplicates,
             pages = s.pages,
@@ -99,11 +111,26 @@ impl Collector<'_> {
     }
 }
 
+fn list_or_none(ids: &[u64]) -> String {
+    if ids.is_empty() {
+        "none".into()
+    } else {
+        join_ids(ids)
+    }
+}
+
 fn ago(t: i64) -> String {
     human_duration(Duration::from_secs((unix_now() - t).max(0) as u64))
 }
 
-pub(super) fn report_notices(notices: &[Notice], summary: &mut Summary) {
+/// `config_id`: the notices concern that one id, tried alone (it had been refused).
+pub(super) fn report_notices(notices: &[Notice], summary: &mut Summary, config_id: Option<u64>) {
+    let of = config_id
+        .map(|id| format!(" of config id {id}"))
+        .unwrap_or_default();
+    let for_id = config_id
+        .map(|id| format!(" for config id {id}"))
+        .unwrap_or_default();
     for notice in notices {
         match notice {
             Notice::Gap { from, to } => {
@@ -112,7 +139,7 @@ pub(super) fn report_notices(notices: &[Notice], summary: &mut Summary) {
                     code = "gap",
                     gap_from = from,
                     gap_to = to,
-                    "events stored from {} to {} can no longer be fetched (the API keeps 12 \
+                    "events{of} stored from {} to {} can no longer be fetched (the API keeps 12 \
                      hours): they are lost. Run the collector more often, and alert on this",
                     describe(jiff_from(*from)),
                     describe(jiff_from(*to))
@@ -126,7 +153,7 @@ pub(super) fn report_notices(notices: &[Notice], summary: &mut Summary) {
             ),
             Notice::Recovering { from, reason } => tracing::warn!(
                 code = "recovering",
-                "{reason}: continuing by time from {}; events already delivered are dropped by hash",
+                "{reason}: continuing{for_id} by time from {}; events already delivered are dropped by hash",
                 describe(jiff_from(*from))
             ),
         }
@@ -141,6 +168,6 @@ fn abbreviate(text: &str) -> String {
     }
 }
 
-fn jiff_from(seconds: i64) -> jiff::Timestamp {
+pub(super) fn jiff_from(seconds: i64) -> jiff::Timestamp {
     jiff::Timestamp::from_second(seconds).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }

@@ -116,6 +116,16 @@ impl ApiError {
         )
     }
 
+    /// The API refused the config ids themselves (no SIEM access, or unknown): with several ids
+    /// in the request, one of them may be the cause. The HTTP status and the API's words.
+    pub fn config_refusal(&self) -> Option<(u16, &str)> {
+        match self {
+            ApiError::Forbidden { detail, .. } => Some((403, detail)),
+            ApiError::UnknownConfig { detail, .. } => Some((404, detail)),
+            _ => None,
+        }
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::RateLimited { retry_after, .. }
@@ -205,6 +215,19 @@ impl Client {
             host: settings.host.clone(),
             config_ids: settings.config_ids.to_string(),
         })
+    }
+
+    /// The same API client asking for another set of config ids (`1;2`): a set with an id the
+    /// API refuses is refused as a whole, so the others are asked for without it.
+    pub fn for_config_ids(&self, config_ids: &str) -> Client {
+        Client {
+            config_ids: config_ids.to_string(),
+            ..self.clone()
+        }
+    }
+
+    pub fn config_ids(&self) -> &str {
+        &self.config_ids
     }
 
     pub fn path_and_query(&self, request: &Request) -> String {

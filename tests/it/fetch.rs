@@ -159,12 +159,30 @@ fn authentication_and_permission_failures_are_not_retried() {
 }
 
 #[test]
-fn an_unknown_config_id_is_a_configuration_error() {
+fn an_unknown_config_id_alone_is_a_configuration_error_and_among_others_is_set_apart() {
     let harness = Harness::with_defaults();
-    let run = harness.run(&["--no-state", "--config-id", "999;12345"]);
+    let run = harness.run(&["--no-state", "--config-id", "999"]);
     run.assert_code(3);
-    assert!(run.stderr.contains("config_id 999;12345"), "{}", run.stderr);
+    assert!(run.stderr.contains("config_id 999"), "{}", run.stderr);
     assert_eq!(harness.fake.requests().len(), 1);
+    // With a known id beside it (config_ids.rs tests this in depth): probed, reported, and the
+    // known one collected.
+    let run = harness.run(&["--no-state", "--config-id", "999;12345"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("config id 999 (HTTP 404"),
+        "{}",
+        run.stderr
+    );
+    let statuses: Vec<u16> = harness.fake.requests()[1..]
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [404, 404, 200, 200],
+        "the set, the probes, 12345 alone"
+    );
 }
 
 #[test]

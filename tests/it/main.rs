@@ -4,6 +4,7 @@
 mod common;
 mod shared_folder;
 
+mod config_ids;
 mod decode_samples;
 mod deploy;
 mod edgegrid_vectors;

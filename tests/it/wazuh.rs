@@ -502,10 +502,12 @@ fn each_kind_of_event_triggers_its_rule() {
         ("auth_failed", 110_400, 12),
         ("gap", 110_401, 12),
         ("api_unavailable", 110_402, 9),
+        ("config_refused", 110_407, 10),
         ("behind", 110_403, 7),
         ("decode_errors", 110_404, 5),
         ("locked", 110_405, 5),
         ("retrying", 110_406, 3),
+        ("config_resumed", 110_406, 3),
         ("summary", 110_002, 0),
     ] {
         let line = format!(

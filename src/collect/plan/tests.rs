@@ -274,3 +274,161 @@ fn window_mode_matches_the_python_script_with_a_safety_lag() {
         }
     );
 }
+
+fn refused(id: u64, checkpoint: Option<i64>) -> RefusedConfig {
+    RefusedConfig {
+        id,
+        status: 403,
+        reason: "not authorized".into(),
+        since: NOW - 900,
+        checkpoint,
+    }
+}
+
+#[test]
+fn refused_ids_are_tried_alone_first_and_the_others_asked_for_together() {
+    let plan = plan_config_ids(&[1, 2, 3], &[refused(3, Some(NOW - 600)), refused(2, None)]);
+    assert_eq!(
+        plan.alone.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [2, 3],
+        "in configured order"
+    );
+    assert_eq!(plan.together, [1]);
+    assert!(plan.rejoined.is_empty());
+    assert_eq!(join_ids(&plan.together), "1");
+    // Nothing refused: one set, as configured.
+    let plan = plan_config_ids(&[1, 2], &[]);
+    assert_eq!((plan.alone.len(), plan.together), (0, vec![1, 2]));
+}
+
+#[test]
+fn a_refused_id_no_longer_configured_is_forgotten() {
+    let plan = plan_config_ids(&[1, 2], &[refused(9, Some(NOW - 600))]);
+    assert!(plan.alone.is_empty() && plan.rejoined.is_empty());
+    assert_eq!(plan.together, [1, 2]);
+}
+
+#[test]
+fn when_only_refused_ids_are_configured_they_are_asked_for_together_with_their_checkpoints() {
+    // The others were removed from config_id: nothing is left to set them apart from.
+    let plan = plan_config_ids(&[2], &[refused(2, Some(NOW - 600))]);
+    assert!(plan.alone.is_empty());
+    assert_eq!(plan.together, [2]);
+    assert_eq!(plan.rejoined, [refused(2, Some(NOW - 600))]);
+}
+
+#[test]
+fn isolating_helps_only_when_some_but_not_all_ids_are_refused_alone() {
+    assert_eq!(healthy_ids(&[1, 2, 3], &[2]), Some(vec![1, 3]));
+    assert_eq!(healthy_ids(&[1, 2], &[]), None, "refused only together");
+    assert_eq!(healthy_ids(&[1, 2], &[1, 2]), None, "nothing left");
+    assert_eq!(healthy_ids(&[1], &[1]), None);
+}
+
+#[test]
+fn a_probe_asks_for_one_event_of_a_minute_the_api_accepts() {
+    let probe = probe_request(NOW);
+    assert_eq!(probe.limit, 1);
+    let Query::Time { from, to: Some(to) } = probe.query else {
+        panic!("a probe is a closed time window: {probe:?}")
+    };
+    assert_eq!(to - from, 60);
+    assert!(to <= NOW - 5, "the API refuses `to` later than now - 5 s");
+    assert!(from > earliest_from(NOW));
+}
+
+#[test]
+fn a_resumed_id_starts_by_time_from_its_own_checkpoint_minus_the_overlap() {
+    let (planner, notices) = Planner::resume(Some(NOW - 3_600), &settings(), NOW);
+    assert_eq!(
+        planner.next_request(u64::MAX).query,
+        Query::Time {
+            from: NOW - 3_600 - 120,
+            to: None
+        }
+    );
+    assert_eq!(planner.checkpoint(), Some(NOW - 3_600));
+    assert!(matches!(notices[..], [Notice::Recovering { from, .. }] if from == NOW - 3_720));
+    // Without a checkpoint (refused before its first page), like a first run.
+    let (planner, notices) = Planner::resume(None, &settings(), NOW);
+    assert!(notices.is_empty());
+    assert_eq!(
+        planner.next_request(1).query,
+        Query::Time {
+            from: NOW - 300,
+            to: None
+        }
+    );
+}
+
+#[test]
+fn an_id_refused_longer_than_the_api_keeps_events_reports_its_gap() {
+    let checkpoint = NOW - HORIZON - 3_600;
+    let (planner, notices) = Planner::resume(Some(checkpoint), &settings(), NOW);
+    let start = earliest_from(NOW);
+    assert_eq!(
+        planner.next_request(1).query,
+        Query::Time {
+            from: start,
+            to: None
+        }
+    );
+    assert!(
+        notices.contains(&Notice::Gap {
+            from: checkpoint,
+            to: start
+        }),
+        "{notices:?}"
+    );
+}
+
+#[test]
+fn a_set_that_loses_an_id_goes_on_by_time_from_its_checkpoint() {
+    let state = state_with_offset(NOW - 60, NOW - 400);
+    let (mut planner, _) = Planner::stateful(Some(&state), "h", "1;2", &settings(), NOW);
+    let notices = planner.config_ids_changed(NOW, "config id 2 refused".into());
+    assert!(matches!(&notices[..], [Notice::Recovering { reason, .. }] if reason.contains("2")));
+    assert_eq!(
+        planner.next_request(1).query,
+        Query::Time {
+            from: NOW - 520,
+            to: None
+        }
+    );
+    assert_eq!(planner.checkpoint(), Some(NOW - 400));
+    // Not an expiry: the run keeps all its recoveries.
+    for _ in 0..MAX_RECOVERIES {
+        planner.offset_expired(NOW).unwrap();
+    }
+}
+
+#[test]
+fn a_replay_that_loses_an_id_or_its_offset_keeps_its_end() {
+    let mut planner = Planner::replay(NOW - 600, NOW - 60, 10);
+    planner.config_ids_changed(NOW, "config id 2 refused".into());
+    assert_eq!(
+        planner.next_request(1).query,
+        Query::Time {
+            from: NOW - 600,
+            to: Some(NOW - 60)
+        }
+    );
+    planner.page_done(&page(10, true, Some((NOW - 500) as f64)), 10);
+    planner.offset_expired(NOW).unwrap();
+    assert_eq!(
+        planner.next_request(1).query,
+        Query::Time {
+            from: NOW - 500 - CHECKPOINT_MARGIN,
+            to: Some(NOW - 60)
+        }
+    );
+}
+
+#[test]
+fn a_set_rejoined_by_a_resumed_id_starts_from_the_earlier_checkpoint() {
+    assert_eq!(joined_checkpoint(Some(10), Some(5)), Some(5));
+    assert_eq!(joined_checkpoint(Some(5), Some(10)), Some(5));
+    assert_eq!(joined_checkpoint(None, Some(5)), Some(5));
+    assert_eq!(joined_checkpoint(Some(5), None), Some(5));
+    assert_eq!(joined_checkpoint(None, None), None);
+}
