@@ -5,6 +5,7 @@
 mod check;
 mod decode;
 mod fetch;
+mod receive;
 mod state;
 
 use crate::cli::{Cli, Command, StateCommand};
@@ -98,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Some(Command::State(StateCommand::Reset { from })) => {
             state::reset(&resolver, from.as_deref())
         }
+        Some(Command::Receive(_)) => receive::run(&resolver),
     }
 }
 
@@ -158,6 +160,10 @@ fn refuse_inapplicable_flags(cli: &Cli) -> Result<(), ConfigError> {
             "`check`, which only validates (--state and --no-state choose the state it checks)",
         ),
         Some(Command::Decode { .. }) => (vec![], "`decode`, which works offline"),
+        Some(Command::Receive(_)) => (
+            vec![],
+            "`receive`, which is pushed to and keeps its own state (--receive-state)",
+        ),
         // clap hands `state reset --from` to the global --from too.
         Some(Command::State(StateCommand::Reset { .. })) => (
             vec!["--state", "--initial-lookback", "--from"],

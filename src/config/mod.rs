@@ -131,6 +131,22 @@ pub const KEYS: &[Key] = &[
     key("retry_budget", "--retry-budget"),
     file_only("dedup_capacity"),
     file_only("spool_dir"),
+    // `receive`, the DataStream push receiver.
+    key("listen", "--listen"),
+    key("tls_cert", "--tls-cert"),
+    key("tls_key", "--tls-key"),
+    key("client_ca", "--client-ca"),
+    key("plain_http", "--plain-http"),
+    key("path", "--path"),
+    key("auth_header", "--auth-header"),
+    secret("auth_token"),
+    key("basic_user", "--basic-user"),
+    secret("basic_password"),
+    key("max_body_bytes", "--max-body-bytes"),
+    key("max_connections", "--max-connections"),
+    key("receive_state_file", "--receive-state"),
+    key("quarantine_dir", "--quarantine-dir"),
+    key("summary_interval", "--summary-interval"),
 ];
 
 pub fn env_name(key: &str) -> String {

@@ -9,6 +9,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod receive;
+pub use receive::{PushAuth, ReceiveSettings, TlsFiles};
+
 /// The API refuses `from` older than 12 hours.
 pub const API_HORIZON: Duration = Duration::from_secs(12 * 3600);
 /// Largest page the API serves.
