@@ -65,6 +65,9 @@ pub struct Writer {
     _lock: RunLock,
     /// `None` after a failure, until reopened from the last commit.
     open: Option<(Sink, Seen)>,
+    /// A failure was reported and nothing has succeeded since: DataStream retries every body,
+    /// and one line per retry would bury the cause.
+    failing: bool,
     stats: Arc<Stats>,
 }
 
@@ -95,6 +98,7 @@ impl Writer {
             state,
             _lock: lock,
             open: None,
+            failing: false,
             stats,
         };
         writer.open_output()?;
@@ -151,6 +155,12 @@ impl Writer {
     fn process(&mut self, group: Vec<Job>) {
         match self.deliver_all(&group) {
             Ok(answers) => {
+                if std::mem::take(&mut self.failing) {
+                    tracing::info!(
+                        code = "recovered",
+                        "the output and the journal work again; pushes are acknowledged"
+                    );
+                }
                 for (job, answer) in group.into_iter().zip(answers) {
                     let _ = job.reply.send(answer);
                 }
@@ -158,12 +168,16 @@ impl Writer {
             Err(error) => {
                 self.open = None;
                 self.stats.writer_ok.store(false, Ordering::Relaxed);
-                tracing::error!(
-                    code = error_reporting::classify(&error).diagnostic_code(),
-                    "{}; the {} body(ies) in hand are answered 503 and DataStream retries them",
-                    error_reporting::describe_chain(&error),
-                    group.len()
-                );
+                let message = error_reporting::describe_chain(&error);
+                if std::mem::replace(&mut self.failing, true) {
+                    tracing::debug!("still failing: {message}");
+                } else {
+                    tracing::error!(
+                        code = error_reporting::classify(&error).diagnostic_code(),
+                        "{message}; pushes are answered 503 (DataStream retries them) until the \
+                         output works again"
+                    );
+                }
                 for job in group {
                     let _ = job.reply.send(Answer::Unavailable);
                 }

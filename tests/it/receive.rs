@@ -111,6 +111,7 @@ struct Receiver {
     dir: tempfile::TempDir,
     port: u16,
     listen: String,
+    output: String,
     args: Vec<String>,
     child: Option<Child>,
 }
@@ -143,6 +144,7 @@ impl Receiver {
             dir,
             port,
             listen: format!("127.0.0.1:{port}"),
+            output: "events.json".into(),
             args: all,
             child: None,
         }
@@ -164,7 +166,7 @@ impl Receiver {
         let mut command = Command::new(BIN);
         command
             .args(["--config", "akamai_config.ini", "--diagnostics", "json"])
-            .args(["receive", "--output", "events.json"])
+            .args(["receive", "--output", &self.output])
             .args(["--listen", &self.listen])
             .args(&self.args)
             .current_dir(self.dir.path())
@@ -757,6 +759,34 @@ fn sigterm_finishes_the_body_in_flight_then_exits_0() {
 }
 
 #[test]
+fn a_failing_output_is_answered_503_with_retry_after_and_health_says_so() {
+    let pki = pki();
+    let (_fake, _ids, events) = raw_events(3, EventSize::Small);
+    let mut receiver = Receiver::new(&pki, "auth_token = Bearer ds-token-6b1f0c\n", &[]);
+    receiver.output = "/dev/full".into();
+    receiver.start();
+    let pusher = Pusher::new(&pki, receiver.port, Auth::Token, None);
+    let health = format!("https://{HOST}:{}/health", receiver.port);
+    assert_eq!(pusher.client.get(&health).send().unwrap().status(), 200);
+    for _ in 0..2 {
+        // The first fails writing; the second fails again after reopening the output.
+        let response = pusher
+            .post(&batch(&events, 0, false, false), false)
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "10");
+        assert_eq!(pusher.client.get(&health).send().unwrap().status(), 503);
+    }
+    assert!(receiver.terminate().success());
+    let codes = receiver.codes();
+    assert_eq!(
+        codes.iter().filter(|c| *c == "output_error").count(),
+        1,
+        "the failure is reported once, not once per retry: {codes:?}"
+    );
+}
+
+#[test]
 fn receive_refuses_to_start_without_credentials_tls_or_its_own_lock() {
     let pki = pki();
     let run = |receiver: &Receiver| common::Run::from(receiver.command().output().unwrap());
@@ -794,4 +824,72 @@ fn receive_refuses_to_start_without_credentials_tls_or_its_own_lock() {
     let locked = common::Run::from(second.output().unwrap());
     locked.assert_code(8);
     assert!(first.terminate().success());
+}
+
+fn unit_text() -> String {
+    read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/akamai-siem-receive.service"))
+}
+
+/// `Key=Value` lines of the unit (no continuation lines in ours).
+fn unit_values(key: &str) -> Vec<String> {
+    unit_text()
+        .lines()
+        .filter_map(|line| line.trim().split_once('='))
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_string())
+        .collect()
+}
+
+#[test]
+fn the_receive_unit_runs_receive_long_lived_and_can_write_what_it_writes() {
+    let exec = unit_values("ExecStart");
+    assert_eq!(exec.len(), 1);
+    let words: Vec<&str> = exec[0].split_whitespace().collect();
+    let after = |flag: &str| {
+        let at = words.iter().position(|w| *w == flag).unwrap();
+        Path::new(words[at + 1])
+    };
+    assert!(words.contains(&"receive"), "{words:?}");
+    assert_eq!(unit_values("Restart"), ["on-failure"]);
+    assert_eq!(unit_values("Type"), ["exec"], "long-running, not oneshot");
+    assert_eq!(unit_values("ProtectSystem"), ["strict"]);
+    let writable: Vec<String> = unit_values("ReadWritePaths")
+        .iter()
+        .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    // The state, journal, lock and quarantine go beside the config; then the events and the log.
+    for written in [
+        after("--config").parent().unwrap(),
+        after("--output").parent().unwrap(),
+        after("--log-file").parent().unwrap(),
+    ] {
+        assert!(
+            writable.iter().any(|w| written.starts_with(w)),
+            "{} is not writable under the sandbox",
+            written.display()
+        );
+    }
+    // Restarting cannot fix a bad configuration or a second receiver on the same state.
+    let no_restart = unit_values("RestartPreventExitStatus");
+    assert_eq!(no_restart, ["2 3 8"]);
+}
+
+#[test]
+#[ignore = "needs systemd-analyze"]
+fn systemd_analyze_verifies_the_receive_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = "/var/ossec/wodles/akamai/akamai-siem";
+    let unit = unit_text().replace(binary, common::BIN);
+    std::fs::write(dir.path().join("akamai-siem-receive.service"), unit).unwrap();
+    let output = Command::new("systemd-analyze")
+        .args(["verify", "akamai-siem-receive.service"])
+        .current_dir(dir.path())
+        .output()
+        .expect("systemd-analyze (apt-get install systemd)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("akamai-siem"),
+        "warnings about the unit: {stderr}"
+    );
 }

@@ -280,3 +280,97 @@ fn parse_bool(value: &str) -> Result<bool, String> {
         _ => Err(format!("must be true or false, got `{value}`")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::resolve::tests::environment;
+    use crate::config::{Overrides, Sources};
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The receive settings for a config file body and flags, or the error's text.
+    fn receive(ini: &str, flags: &[(&'static str, &str)]) -> Result<ReceiveSettings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["cert.pem", "key.pem"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let config = dir.path().join("akamai_config.ini");
+        std::fs::write(&config, format!("[default]\n{ini}")).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let overrides = Overrides {
+            values: flags.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            ..Overrides::default()
+        };
+        let sources = Sources::load(&overrides, environment(dir.path())).unwrap();
+        Resolver::new(&sources).receive().map_err(|e| e.to_string())
+    }
+
+    const TLS: &str = "tls_cert = cert.pem\ntls_key = key.pem\n";
+
+    #[test]
+    fn defaults_keep_their_own_state_beside_the_config() {
+        let settings = receive(&format!("{TLS}auth_token = t0ken\n"), &[]).unwrap();
+        assert_eq!(settings.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(settings.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        let state = settings.state.path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(state, "akamai-siem-default.receive.state");
+        let quarantine = settings
+            .quarantine_dir
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(quarantine, "akamai-siem-default.receive.quarantine");
+        let (header, token) = settings.auth.header.unwrap();
+        assert_eq!(
+            (header.as_str(), token.expose()),
+            ("Authorization", "t0ken")
+        );
+        assert!(settings.auth.basic.is_none() && settings.path.is_none());
+    }
+
+    #[test]
+    fn some_authentication_is_required() {
+        let error = receive(TLS, &[]).unwrap_err();
+        assert!(
+            error.contains("auth_token") && error.contains("client_ca"),
+            "{error}"
+        );
+        let error = receive(&format!("{TLS}basic_user = u\n"), &[]).unwrap_err();
+        assert!(error.contains("basic_password"), "{error}");
+        let both = format!("{TLS}auth_token = t\nbasic_user = u\nbasic_password = p\n");
+        let error = receive(&both, &[]).unwrap_err();
+        assert!(error.contains("auth_header"), "{error}");
+        let settings = receive(&both, &[("auth_header", "X-Akamai-Token")]).unwrap();
+        assert!(settings.auth.header.is_some() && settings.auth.basic.is_some());
+        let error = receive(&format!("{TLS}auth_token = t\n"), &[("auth_header", "a b")]);
+        assert!(error.unwrap_err().contains("header name"));
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_and_tls_otherwise() {
+        let error = receive("auth_token = t\n", &[]).unwrap_err();
+        assert!(error.contains("tls_cert"), "{error}");
+        let plain = [("plain_http", "true"), ("listen", "127.0.0.1:8080")];
+        let settings = receive("auth_token = t\n", &plain).unwrap();
+        assert!(settings.tls.is_none());
+        let error = receive("auth_token = t\n", &[("plain_http", "true")]).unwrap_err();
+        assert!(error.contains("loopback"), "{error}");
+        let error = receive(&format!("{TLS}auth_token = t\n"), &plain).unwrap_err();
+        assert!(error.contains("choose one"), "{error}");
+        let error = receive("auth_token = t\n", &[("listen", "localhost")]).unwrap_err();
+        assert!(error.contains("IP address and port"), "{error}");
+    }
+
+    #[test]
+    fn limits_and_paths_are_checked() {
+        let ok = format!("{TLS}auth_token = t\n");
+        let settings = receive(&ok, &[("max_body_bytes", "1MiB"), ("path", "/ds")]).unwrap();
+        assert_eq!(settings.max_body_bytes, 1024 * 1024);
+        assert_eq!(settings.path.as_deref(), Some("/ds"));
+        assert!(receive(&ok, &[("max_body_bytes", "2GiB")]).is_err());
+        assert!(receive(&ok, &[("path", "ds")]).is_err());
+        assert!(receive(&ok, &[("max_connections", "0")]).is_err());
+        assert!(receive(&ok, &[("client_ca", "missing.pem")]).is_err());
+    }
+}
