@@ -52,12 +52,11 @@ pub fn gzip_declared(content_encoding: Option<&[u8]>) -> Result<bool, Refused> {
 
 /// The body as NDJSON, every line ending in `\n`.
 pub fn to_lines(received: &[u8], gzip_declared: bool, limit: u64) -> Result<Vec<u8>, Refused> {
-    let decompressed;
-    let text = if gzip_declared || received.starts_with(GZIP_MAGIC) {
-        decompressed = gunzip(received, limit)?;
-        &decompressed[..]
+    // A decompressed body is used as it is; a plain one is copied once.
+    let mut text = if gzip_declared || received.starts_with(GZIP_MAGIC) {
+        gunzip(received, limit)?
     } else {
-        received
+        received.to_vec()
     };
     let start = text
         .iter()
@@ -66,11 +65,10 @@ pub fn to_lines(received: &[u8], gzip_declared: bool, limit: u64) -> Result<Vec<
     if text[start..].starts_with(b"[") {
         return array_lines(&text[start..]);
     }
-    let mut lines = text.to_vec();
-    if !lines.is_empty() && !lines.ends_with(b"\n") {
-        lines.push(b'\n');
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        text.push(b'\n');
     }
-    Ok(lines)
+    Ok(text)
 }
 
 fn gunzip(received: &[u8], limit: u64) -> Result<Vec<u8>, Refused> {
