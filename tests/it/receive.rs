@@ -809,6 +809,19 @@ fn receive_refuses_to_start_without_credentials_tls_or_its_own_lock() {
     refused.assert_code(3);
     assert!(refused.stderr.contains("loopback"), "{}", refused.stderr);
 
+    // fetch's options do not apply: refused, not ignored.
+    let mut stateful = Receiver::new(&pki, "auth_token = t\n", &[]);
+    stateful
+        .args
+        .extend(["--state".to_string(), "x.state".to_string()]);
+    let refused = run(&stateful);
+    refused.assert_code(2);
+    assert!(
+        refused.stderr.contains("--state does not apply"),
+        "{}",
+        refused.stderr
+    );
+
     // A secret is never a flag.
     let mut flagged = Receiver::new(&pki, "auth_token = t\n", &[]);
     flagged
