@@ -472,6 +472,51 @@ fn every_pushed_event_arrives_once_across_kill_9_and_restarts() {
 }
 
 #[test]
+fn a_body_retried_after_a_timeout_or_a_restart_is_not_written_twice() {
+    let pki = pki();
+    let (_fake, ids, events) = raw_events(50, EventSize::Small);
+    let mut receiver = Receiver::new(&pki, "auth_token = Bearer ds-token-6b1f0c\n", &[]);
+    receiver.start();
+    let body = batch(&events, 10, false, true);
+    let mut pusher = Pusher::new(&pki, receiver.port, Auth::Token, None);
+    let patient = std::mem::replace(
+        &mut pusher.client,
+        reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tls_client_config(&pki, None))
+            .resolve(HOST, SocketAddr::from(([127, 0, 0, 1], receiver.port)))
+            .timeout(Duration::from_secs(1))
+            .no_proxy()
+            .build()
+            .unwrap(),
+    );
+    // A receiver that does not answer in time: the push times out, as DataStream's would.
+    signal(receiver.child.as_ref().unwrap(), libc::SIGSTOP);
+    let timed_out = pusher.post(&body, true).unwrap_err();
+    assert!(timed_out.is_timeout(), "{timed_out}");
+    signal(receiver.child.as_ref().unwrap(), libc::SIGCONT);
+    pusher.client = patient;
+    pusher.push_until_acknowledged(&body, true);
+    let counts = |response: reqwest::blocking::Response| {
+        assert_eq!(response.status(), 200);
+        let answer: serde_json::Value = serde_json::from_str(&response.text().unwrap()).unwrap();
+        (answer["events"].as_u64(), answer["duplicates"].as_u64())
+    };
+    // Retried once more (its answer was lost, say), and after a restart.
+    assert_eq!(
+        counts(pusher.post(&body, true).unwrap()),
+        (Some(0), Some(50))
+    );
+    assert!(receiver.terminate().success());
+    receiver.start();
+    assert_eq!(
+        counts(pusher.post(&body, true).unwrap()),
+        (Some(0), Some(50))
+    );
+    assert!(receiver.terminate().success());
+    assert_exactly_once(&ids_in(&receiver.output()), ids);
+}
+
+#[test]
 fn a_raw_event_gives_the_same_line_by_receive_fetch_and_decode() {
     let pki = pki();
     for (format, array, gzip) in [("json", false, false), ("wazuh", true, true)] {
@@ -590,7 +635,7 @@ fn bad_credentials_are_answered_401_and_write_nothing() {
 #[test]
 fn oversized_malformed_and_misdirected_requests_get_their_status() {
     let pki = pki();
-    let (_fake, ids, events) = raw_events(2, EventSize::Small);
+    let (_fake, ids, events) = raw_events(3, EventSize::Small);
     // Plain HTTP on loopback, as behind a TLS-terminating proxy.
     let mut receiver = Receiver::new(&pki, "auth_token = Bearer ds-token-6b1f0c\n", &[]);
     receiver.args = [
@@ -635,6 +680,15 @@ fn oversized_malformed_and_misdirected_requests_get_their_status() {
     // A body with one bad line: its event is delivered, the bad line kept.
     let mixed = format!("{}\nnot an event\n{}\n", events[0], events[1]);
     assert_eq!(status(mixed.as_bytes(), None), 200);
+    // Bytes that are not UTF-8 inside an event: delivered, as fetch does, with decodeErrors.
+    let mut odd = events[2].clone().into_bytes();
+    let at = odd
+        .windows(15)
+        .position(|w| w == b"\"httpMessage\":{")
+        .unwrap()
+        + 15;
+    odd.splice(at..at, b"\"note\":\"\xff\xfe\",".iter().copied());
+    assert_eq!(status(&odd, None), 200);
 
     let get = pusher
         .request(reqwest::Method::GET, b"", false)
@@ -657,6 +711,11 @@ fn oversized_malformed_and_misdirected_requests_get_their_status() {
 
     assert!(receiver.terminate().success());
     assert_exactly_once(&ids_in(&receiver.output()), ids);
+    let last = receiver.output().lines().last().unwrap().to_string();
+    assert!(
+        last.contains("decodeErrors") && last.contains('\u{fffd}'),
+        "{last}"
+    );
     let quarantine = receiver.path("akamai-siem-default.receive.quarantine");
     let mut kept: Vec<String> = std::fs::read_dir(&quarantine)
         .unwrap()
