@@ -29,8 +29,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, mpsc};
 use writer::Writer;
 
-/// Bodies decoded and waiting for the writer; beyond it a request waits (its connection too).
-const QUEUED_BODIES: usize = 16;
 /// How long a stop waits for the bodies in flight before it gives up on them (unacknowledged,
 /// so DataStream sends them again).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -42,7 +40,7 @@ pub fn run(settings: &ReceiveSettings, output: &OutputSettings) -> anyhow::Resul
         None => None,
     };
     let stats = Arc::new(Stats::default());
-    let (jobs, queue) = mpsc::channel(QUEUED_BODIES);
+    let (jobs, queue) = mpsc::channel(server::BODY_SLOTS);
     let writer_thread = spawn_writer(output, settings, Arc::clone(&stats), queue)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

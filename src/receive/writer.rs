@@ -23,8 +23,9 @@ use tokio::sync::{mpsc, oneshot};
 
 /// A line longer than this is not an event Akamai would send (as for fetch).
 const MAX_LINE: usize = 8 * 1024 * 1024;
-/// Most bodies committed together.
-const MAX_GROUP: usize = 16;
+/// Most bodies committed together: all that can be in hand (each holds a body slot until it
+/// is answered).
+const MAX_GROUP: usize = super::server::BODY_SLOTS;
 /// The bodies are in memory already; the line splitter takes them in pieces of this size.
 const CHUNK: usize = 1024 * 1024;
 

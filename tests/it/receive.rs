@@ -818,6 +818,59 @@ fn sigterm_finishes_the_body_in_flight_then_exits_0() {
 }
 
 #[test]
+fn connections_headers_and_silent_clients_are_bounded() {
+    let pki = pki();
+    let (_fake, ids, events) = raw_events(3, EventSize::Small);
+    let mut receiver = Receiver::new(
+        &pki,
+        "auth_token = Bearer ds-token-6b1f0c\n",
+        &["--max-connections", "3"],
+    );
+    receiver.start();
+    // Let the bare readiness probe's connection end (its handshake fails at once).
+    std::thread::sleep(Duration::from_millis(300));
+    let connect = || {
+        let tcp = TcpStream::connect(("127.0.0.1", receiver.port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        tcp
+    };
+    let silent: Vec<TcpStream> = (0..3).map(|_| connect()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // One connection too many is closed at once.
+    let started = Instant::now();
+    let mut extra = connect();
+    assert_eq!(extra.read(&mut [0; 16]).unwrap_or(0), 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Clients that never start their TLS handshake are dropped after 10 s.
+    for mut idle in silent {
+        assert_eq!(idle.read(&mut [0; 16]).unwrap_or(0), 0);
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        "{waited:?}"
+    );
+    // Headers larger than the limit are refused before any body.
+    let pusher = Pusher::new(&pki, receiver.port, Auth::Token, None);
+    let huge = pusher
+        .request(reqwest::Method::POST, b"", false)
+        .header("X-Padding", "x".repeat(20 * 1024))
+        .send()
+        .unwrap();
+    assert_eq!(huge.status(), 431);
+    // And the receiver still takes pushes.
+    let body = batch(&events, 0, false, false);
+    assert_eq!(pusher.post(&body, false).unwrap().status(), 200);
+    assert!(receiver.terminate().success());
+    assert_exactly_once(&ids_in(&receiver.output()), ids);
+    assert!(
+        receiver
+            .codes()
+            .contains(&"too_many_connections".to_string())
+    );
+}
+
+#[test]
 fn a_failing_output_is_answered_503_with_retry_after_and_health_says_so() {
     let pki = pki();
     let (_fake, _ids, events) = raw_events(3, EventSize::Small);
