@@ -44,6 +44,8 @@ pub fn run(settings: &ReceiveSettings, output: &OutputSettings) -> anyhow::Resul
     let writer_thread = spawn_writer(output, settings, Arc::clone(&stats), queue)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Decoding and quarantine writes: at most one per body slot at a time.
+        .max_blocking_threads(server::BODY_SLOTS * 2)
         .thread_name("receive")
         .enable_all()
         .build()
@@ -174,6 +176,15 @@ async fn serve(
                 });
             }
             _ = ticker.tick() => reporter.summary(&shared.stats, "receiving"),
+            // The writer ended on its own: a bug (a panic). Stop, so that the service manager
+            // restarts a receiver that can acknowledge again.
+            _ = shared.jobs.closed() => {
+                shared.stopping.store(true, Ordering::Relaxed);
+                return Err(anyhow::anyhow!(
+                    "the writer thread stopped unexpectedly; nothing after its last commit was \
+                     acknowledged"
+                ));
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
