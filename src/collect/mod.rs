@@ -7,9 +7,11 @@
 //! delivered but the offset stays, so the next request repeats the page and the replayed events
 //! are dropped by hash.
 
+pub mod budget;
 pub mod plan;
 pub mod retry;
 pub mod signals;
+pub mod tenants;
 
 mod delivery;
 mod opening;
@@ -28,6 +30,7 @@ use crate::sink::{self, Reconciled, Sink};
 use crate::source::api::{ApiError, Client, Query, Request};
 use crate::source::page::{Deliver, Event, Flow, PageEnd, PageError, PageReader, PageStats};
 use anyhow::Context as _;
+use budget::{Allowance, BudgetPool};
 use plan::{Notice, PageResult, PlanSettings, Planner, Progress, window_range};
 use retry::{Retry, random_unit};
 use signals::Signals;
@@ -79,6 +82,8 @@ pub struct Summary {
     pub events_with_decode_errors: u64,
     pub shrunk_events: u64,
     pub retries: u32,
+    /// Reconnections and resends to a remote output (syslog, HTTP).
+    pub output_retries: u64,
     pub spilled_bytes: u64,
     pub caught_up: bool,
     pub stopped_by: Option<StopReason>,
@@ -94,6 +99,9 @@ pub struct RunSetup<'a> {
     pub output: &'a OutputSettings,
     pub start: Start<'a>,
     pub signals: &'a Signals,
+    /// The budget shared with the run's other tenants (`collect` then holds this tenant's
+    /// first share); `None` for a run of one.
+    pub pool: Option<std::sync::Arc<BudgetPool>>,
 }
 
 impl RunSetup<'_> {
@@ -204,6 +212,7 @@ impl<'a> Collector<'a> {
                 shrunk_events: 0,
                 page_max_start: None,
                 budget_hit: None,
+                pool: setup.pool.clone(),
             },
             checkpointing,
             planner,
@@ -215,6 +224,7 @@ impl<'a> Collector<'a> {
 
     fn finish(mut self, started: Instant) -> anyhow::Result<Summary> {
         let result = self.pages();
+        self.delivery.return_unused();
         self.collect_counters();
         self.summary.elapsed = started.elapsed();
         self.record_run();
@@ -238,7 +248,7 @@ impl<'a> Collector<'a> {
                 self.summary.stopped_by = Some(StopReason::Signal(signal));
                 return Ok(());
             }
-            if self.delivery.events >= self.delivery.max_events {
+            if !self.delivery.has_allowance() {
                 self.summary.stopped_by = Some(StopReason::MaxEvents);
                 return Ok(());
             }
@@ -463,6 +473,7 @@ impl<'a> Collector<'a> {
         self.summary.events_with_decode_errors = d.events_with_decode_errors;
         self.summary.shrunk_events = d.shrunk_events;
         self.summary.retries = self.retry.total_retries;
+        self.summary.output_retries = self.delivery.sink.retries();
     }
 
     /// Remember how this run ended, for `state show`; best effort (the commit already happened).

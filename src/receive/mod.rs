@@ -40,8 +40,15 @@ pub fn run(settings: &ReceiveSettings, output: &OutputSettings) -> anyhow::Resul
         None => None,
     };
     let stats = Arc::new(Stats::default());
+    let give_up = Arc::new(AtomicBool::new(false));
     let (jobs, queue) = mpsc::channel(server::BODY_SLOTS);
-    let writer_thread = spawn_writer(output, settings, Arc::clone(&stats), queue)?;
+    let writer_thread = spawn_writer(
+        output,
+        settings,
+        Arc::clone(&stats),
+        Arc::clone(&give_up),
+        queue,
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         // Decoding and quarantine writes: at most one per body slot at a time.
@@ -62,6 +69,7 @@ pub fn run(settings: &ReceiveSettings, output: &OutputSettings) -> anyhow::Resul
     });
     let mut reporter = Reporter::new();
     let served = runtime.block_on(serve(settings, tls, Arc::clone(&shared), &mut reporter));
+    give_up.store(true, Ordering::Relaxed);
     // Connections that outlived the grace period are dropped with the runtime; the writer
     // finishes what it holds once the last sender (in `shared`) is gone.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -78,6 +86,7 @@ fn spawn_writer(
     output: &OutputSettings,
     settings: &ReceiveSettings,
     stats: Arc<Stats>,
+    give_up: Arc<AtomicBool>,
     queue: mpsc::Receiver<writer::Job>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let (output, state, quarantine_dir) = (
@@ -89,7 +98,7 @@ fn spawn_writer(
     let thread = std::thread::Builder::new()
         .name("writer".into())
         .spawn(
-            move || match Writer::open(&output, &state, quarantine_dir, stats) {
+            move || match Writer::open(&output, &state, quarantine_dir, stats, give_up) {
                 Ok(writer) => {
                     let _ = opened.send(Ok(()));
                     writer.run(queue);

@@ -70,6 +70,8 @@ pub struct Writer {
     /// and one line per retry would bury the cause.
     failing: bool,
     stats: Arc<Stats>,
+    /// Set when a stop's grace period is over.
+    give_up: Arc<AtomicBool>,
 }
 
 /// What DataStream state carries in the fields fetch uses for the API host.
@@ -83,6 +85,7 @@ impl Writer {
         state_settings: &StateSettings,
         quarantine_dir: PathBuf,
         stats: Arc<Stats>,
+        give_up: Arc<AtomicBool>,
     ) -> anyhow::Result<Writer> {
         let lock = RunLock::acquire(&state_settings.path)?;
         let file = StateFile::new(&state_settings.path);
@@ -101,6 +104,7 @@ impl Writer {
             open: None,
             failing: false,
             stats,
+            give_up,
         };
         writer.open_output()?;
         Ok(writer)
@@ -108,6 +112,9 @@ impl Writer {
 
     fn open_output(&mut self) -> anyhow::Result<()> {
         let (mut sink, reconciled) = sink::open(&self.target, self.state.output.as_ref(), true)?;
+        // A remote destination's waits (reconnecting, resending) end when the stop's grace
+        // period is over.
+        sink.set_stop(Arc::clone(&self.give_up));
         if matches!(self.target, OutputTarget::File(_)) && reconciled != Reconciled::Continued {
             self.state.record_output(sink.commit()?);
             self.file
@@ -122,11 +129,20 @@ impl Writer {
                  DataStream sends them again"
             ),
             Reconciled::Rotated => tracing::info!("the output file was rotated"),
-            Reconciled::New | Reconciled::Continued => {}
+            Reconciled::New
+            | Reconciled::Continued
+            | Reconciled::Unconfirmed
+            | Reconciled::Shared => {}
         }
+        // As for fetch: hashes journalled after the last commit stand for lines still in the
+        // output, unless the tail was cut or a remote receiver never confirmed them (then those
+        // bodies were not acknowledged, and their events must be taken again when re-sent).
         let keep_uncommitted = !matches!(
             reconciled,
-            Reconciled::CutTail { .. } | Reconciled::Continued
+            Reconciled::CutTail { .. }
+                | Reconciled::Continued
+                | Reconciled::Unconfirmed
+                | Reconciled::Shared
         );
         let seen = Seen::open(
             &self.state_settings.path,

@@ -14,4 +14,6 @@ mod operator;
 mod receive;
 mod run_edges;
 mod stateful;
+mod syslog;
+mod tenants;
 mod wazuh;
