@@ -369,6 +369,7 @@ impl Sources {
                 "client_token",
                 "auth_token",
                 "basic_password",
+                "http_secret_header",
             ]
             .iter()
             .any(|k| file.ini.get(&file.section, k).is_some());
