@@ -8,7 +8,10 @@
 //! of events/s, MB/s of response body, CPU seconds per million events and peak RSS. Beside each
 //! it reports the fake API's own serving ceiling: the same request read by a client that only
 //! counts bytes (same TLS and HTTP stack), so a figure limited by the fake is visible as such.
-//! Last, the start-up cost of an empty run (caught up, one request).
+//! Then the push route: gzip batches of the same events pushed by four concurrent clients over
+//! TLS on loopback to the release `akamai-siem receive` (events/s until the last body is
+//! acknowledged, so durable, and the receiver's peak RSS). Last, the start-up cost of an empty
+//! run (caught up, one request).
 
 use akamai_siem::Client;
 use akamai_siem::Secret;
@@ -178,6 +181,10 @@ fn main() {
     };
 
     let work = tempfile::tempdir().unwrap();
+    if args.iter().any(|a| a == "--receive") {
+        receive_figures(work.path(), runs, quick);
+        return;
+    }
     println!(
         "| page | events/s | MB/s (response body) | fake API ceiling MB/s | tool / ceiling | CPU s per million events | peak RSS |"
     );
@@ -233,6 +240,8 @@ fn main() {
         );
     }
 
+    receive_figures(work.path(), runs, quick);
+
     // Start-up: a run that is caught up makes one request and writes nothing.
     let fake = FakeAkamai::start_default().unwrap();
     let dir = work.path().join("empty");
@@ -270,4 +279,165 @@ fn machine() -> String {
         .unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+/// Batches DataStream-like: `per_batch` events and the metadata object, gzipped.
+fn gzip_batches(lines: &[String], per_batch: usize) -> Vec<Vec<u8>> {
+    use std::io::Write;
+    lines
+        .chunks(per_batch)
+        .enumerate()
+        .map(|(index, chunk)| {
+            let mut text = chunk.join("\n");
+            text.push_str(&format!(
+                "\n{{\"limit\":{per_batch},\"offset\":{index},\"total\":{}}}\n",
+                chunk.len()
+            ));
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(text.as_bytes()).unwrap();
+            encoder.finish().unwrap()
+        })
+        .collect()
+}
+
+/// A CA, and a certificate for `receiver.test` signed by it, as PEM files in `dir`.
+fn receiver_certificates(dir: &Path) -> rustls::ClientConfig {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["receiver.test".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth()
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The push route: events/s and peak RSS of `receive`, pushed gzip batches by four clients.
+fn receive_figures(work: &Path, runs: usize, quick: bool) {
+    const PUSHERS: usize = 4;
+    const PER_BATCH: usize = 1_000;
+    let events: usize = if quick { 10_000 } else { 200_000 };
+    let fake = FakeAkamai::start(Options {
+        event_size: EventSize::Realistic,
+        ..Options::default()
+    })
+    .unwrap();
+    let ids = fake.append_events(events);
+    let lines: Vec<String> = ids.map(|id| fake.raw_event_line(id)).collect();
+    let raw_bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    let batches = std::sync::Arc::new(gzip_batches(&lines, PER_BATCH));
+    let gzip_bytes: usize = batches.iter().map(Vec::len).sum();
+    drop(lines);
+    let dir = work.join("receive");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tls = receiver_certificates(&dir);
+    std::fs::write(
+        dir.join("akamai_config.ini"),
+        "[default]\nauth_token = bench\n",
+    )
+    .unwrap();
+    let (mut rates, mut rss) = (vec![], vec![]);
+    for _ in 0..runs {
+        for leftover in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = leftover.file_name().into_string().unwrap_or_default();
+            if name.starts_with("events") || name.contains(".receive.") {
+                let _ = std::fs::remove_file(leftover.path());
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(binary())
+            .args(["--config", "akamai_config.ini", "--diagnostics", "text"])
+            .args(["receive", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--tls-cert", "server.pem", "--tls-key", "server.key"])
+            .args(["--output", "events.json"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run akamai-siem receive");
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(child.try_wait().unwrap().is_none(), "receive exited");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let client = reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured(tls.clone())
+            .resolve("receiver.test", ([127, 0, 0, 1], port).into())
+            .timeout(Duration::from_secs(60))
+            .no_proxy()
+            .build()
+            .unwrap();
+        let url = format!("https://receiver.test:{port}/");
+        let started = Instant::now();
+        let pushers: Vec<_> = (0..PUSHERS)
+            .map(|first| {
+                let (client, url, batches) = (client.clone(), url.clone(), batches.clone());
+                std::thread::spawn(move || {
+                    for body in batches.iter().skip(first).step_by(PUSHERS) {
+                        let response = client
+                            .post(&url)
+                            .header("Authorization", "bench")
+                            .header("Content-Encoding", "gzip")
+                            .body(body.clone())
+                            .send()
+                            .unwrap();
+                        assert_eq!(response.status(), 200);
+                    }
+                })
+            })
+            .collect();
+        for pusher in pushers {
+            pusher.join().unwrap();
+        }
+        let wall = started.elapsed();
+        rss.push(vm_hwm_kib(child.id()) as f64);
+        // SAFETY: kill(2) on our own child's pid, not yet reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success());
+        let written = std::fs::read(dir.join("events.json")).unwrap();
+        let written = written.iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(written, events, "every pushed event was written");
+        rates.push(events as f64 / wall.as_secs_f64());
+    }
+    println!();
+    println!(
+        "receive: {events} realistic events in {} gzip batches of {PER_BATCH} ({:.1} MB, {:.0} MB \
+         uncompressed) pushed by {PUSHERS} clients over TLS: {:.0} events/s until the last body \
+         was acknowledged (durable), peak RSS {:.1} MiB (medians of {runs})",
+        batches.len(),
+        gzip_bytes as f64 / 1e6,
+        raw_bytes as f64 / 1e6,
+        median(rates),
+        median(rss) / 1024.0
+    );
 }

@@ -50,6 +50,80 @@ pub enum Command {
     /// Show or reset where the next run continues.
     #[command(subcommand)]
     State(StateCommand),
+    /// Receive events pushed by an Akamai DataStream 2 security stream (custom HTTPS
+    /// destination) until SIGTERM/SIGINT; each body is answered 200 only once durable.
+    Receive(Box<ReceiveArgs>),
+}
+
+/// Options of the push receiver. Secrets (auth_token, basic_password) have no flag: set them in
+/// the config file or the environment.
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    /// Address and port to listen on [default: 0.0.0.0:8443]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Server certificate chain (PEM)
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<String>,
+    /// Server private key (PEM)
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<String>,
+    /// Require client certificates issued by this CA (PEM): mTLS
+    #[arg(long, value_name = "PATH")]
+    pub client_ca: Option<String>,
+    /// Serve plain HTTP (loopback `listen` only, behind a TLS-terminating proxy)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Accept pushes on this request path only [default: any path]
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// Header carrying auth_token [default: Authorization]
+    #[arg(long, value_name = "NAME")]
+    pub auth_header: Option<String>,
+    /// User name for Basic authentication (the password: basic_password, file or environment)
+    #[arg(long, value_name = "USER")]
+    pub basic_user: Option<String>,
+    /// Largest body, as received and once decompressed [default: 32MiB]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<String>,
+    /// Most connections open at once [default: 128]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<String>,
+    /// The receiver's state (journal, output position, lock) [default: beside the config file,
+    /// akamai-siem-SECTION.receive.state]
+    #[arg(long = "receive-state", value_name = "PATH")]
+    pub receive_state_file: Option<String>,
+    /// Where rejected bodies are kept [default: beside the receive state, *.receive.quarantine]
+    #[arg(long, value_name = "DIR")]
+    pub quarantine_dir: Option<String>,
+    /// How often a summary line is logged [default: 300s]
+    #[arg(long, value_name = "DURATION")]
+    pub summary_interval: Option<String>,
+}
+
+impl ReceiveArgs {
+    fn overrides(&self) -> Vec<(&'static str, String)> {
+        let plain_http = self.plain_http.then(|| "true".to_string());
+        let pairs: [(&'static str, &Option<String>); 13] = [
+            ("listen", &self.listen),
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+            ("client_ca", &self.client_ca),
+            ("plain_http", &plain_http),
+            ("path", &self.path),
+            ("auth_header", &self.auth_header),
+            ("basic_user", &self.basic_user),
+            ("max_body_bytes", &self.max_body_bytes),
+            ("max_connections", &self.max_connections),
+            ("receive_state_file", &self.receive_state_file),
+            ("quarantine_dir", &self.quarantine_dir),
+            ("summary_interval", &self.summary_interval),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.clone())))
+            .collect()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +365,9 @@ impl Cli {
         if !h.http_header.is_empty() {
             values.push(("http_header", h.http_header.join("\n")));
         }
+        if let Some(Command::Receive(receive)) = &self.command {
+            values.extend(receive.overrides());
+        }
         Overrides {
             config: s.config.clone(),
             section: s.section.first().cloned(),
@@ -345,11 +422,19 @@ mod tests {
     #[test]
     fn every_key_flag_exists_on_the_command_line() {
         let command = Cli::command();
+        // The receiver's own flags belong to its subcommand.
+        let receive = command
+            .get_subcommands()
+            .find(|c| c.get_name() == "receive")
+            .expect("the receive subcommand");
         for key in KEYS {
             if let Some(flag) = key.flag {
                 let long = flag.trim_start_matches("--");
                 assert!(
-                    command.get_arguments().any(|a| a.get_long() == Some(long)),
+                    command
+                        .get_arguments()
+                        .chain(receive.get_arguments())
+                        .any(|a| a.get_long() == Some(long)),
                     "{flag} is documented for `{}` but not accepted",
                     key.name
                 );
@@ -362,6 +447,28 @@ mod tests {
         let cli = Cli::parse_from(["akamai-siem", "check", "--config", "x.ini"]);
         assert!(matches!(cli.command, Some(Command::Check)));
         assert_eq!(cli.settings.config, Some(PathBuf::from("x.ini")));
+    }
+
+    #[test]
+    fn receive_flags_reach_their_keys() {
+        let cli = Cli::parse_from([
+            "akamai-siem",
+            "receive",
+            "--listen",
+            "127.0.0.1:9",
+            "--plain-http",
+            "--receive-state",
+            "/tmp/r",
+        ]);
+        let values = cli.overrides().values;
+        assert!(values.contains(&("listen", "127.0.0.1:9".to_string())));
+        assert!(values.contains(&("plain_http", "true".to_string())));
+        assert!(values.contains(&("receive_state_file", "/tmp/r".to_string())));
+        assert!(
+            values
+                .iter()
+                .all(|(k, _)| KEYS.iter().any(|key| key.name == *k))
+        );
     }
 
     #[test]

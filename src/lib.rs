@@ -18,7 +18,9 @@
 //! - `sink`: where output lines go: one `Destination` per route (stdout, a file), behind a
 //!   `Sink` that writes whole lines, makes them durable, then says what to commit;
 //! - `checkpoint`: the state file, the run lock and the journal of delivered events;
-//! - `diagnostics`: logging in text or Wazuh-safe JSON, and errors mapped to exit codes.
+//! - `diagnostics`: logging in text or Wazuh-safe JSON, and errors mapped to exit codes;
+//! - `receive`: the push route, an HTTPS endpoint for Akamai DataStream that feeds the same
+//!   pipeline, sink and journal as fetch.
 
 mod checkpoint;
 mod cli;
@@ -27,6 +29,7 @@ mod commands;
 mod config;
 mod diagnostics;
 mod pipeline;
+mod receive;
 mod sink;
 mod source;
 

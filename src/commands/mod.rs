@@ -5,6 +5,7 @@
 mod check;
 mod decode;
 mod fetch;
+mod receive;
 mod state;
 
 use crate::cli::{Cli, Command, StateCommand};
@@ -96,6 +97,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     for warning in warnings {
         tracing::warn!(code = "config_warning", "{warning}");
     }
+    if tenants.len() > 1 && matches!(cli.command, Some(Command::Receive(_))) {
+        return Err(ConfigError::Usage(
+            "`receive` serves one section (one listener, one journal): run one receiver per \
+             section"
+                .into(),
+        )
+        .into());
+    }
     if tenants.len() > 1 && !matches!(cli.command, None | Some(Command::Fetch)) {
         return several(&cli, &tenants);
     }
@@ -109,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Some(Command::State(StateCommand::Reset { from })) => {
             state::reset(&resolver, from.as_deref())
         }
+        Some(Command::Receive(_)) => receive::run(&resolver),
     }
 }
 
@@ -135,6 +145,7 @@ fn several(cli: &Cli, tenants: &[Sources]) -> anyhow::Result<Exit> {
                 "`decode` works offline and takes one section at most".into(),
             ))),
             None | Some(Command::Fetch) => unreachable!("fetch runs its tenants itself"),
+            Some(Command::Receive(_)) => unreachable!("receive refuses several sections"),
         };
         let tenant_exit = match result {
             Ok(exit) => exit,
@@ -210,6 +221,10 @@ fn refuse_inapplicable_flags(cli: &Cli) -> Result<(), ConfigError> {
             "`check`, which only validates (--state and --no-state choose the state it checks)",
         ),
         Some(Command::Decode { .. }) => (vec![], "`decode`, which works offline"),
+        Some(Command::Receive(_)) => (
+            vec![],
+            "`receive`, which is pushed to and keeps its own state (--receive-state)",
+        ),
         // clap hands `state reset --from` to the global --from too.
         Some(Command::State(StateCommand::Reset { .. })) => (
             vec!["--state", "--initial-lookback", "--from"],

@@ -367,13 +367,15 @@ impl Sources {
                 "client_secret",
                 "access_token",
                 "client_token",
+                "auth_token",
+                "basic_password",
                 "http_secret_header",
             ]
             .iter()
             .any(|k| file.ini.get(&file.section, k).is_some());
             if holds_secret && readable_by_others(&file.path) {
                 self.warnings.push(format!(
-                    "{} holds API credentials and is readable by group or others: \
+                    "{} holds credentials and is readable by group or others: \
                      run `chmod 600 {}`",
                     file.path.display(),
                     file.path.display()

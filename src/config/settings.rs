@@ -10,7 +10,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod receive;
 mod syslog;
+pub use receive::{PushAuth, ReceiveSettings, TlsFiles};
 pub use syslog::{
     SyslogFraming, SyslogMessageFormat, SyslogSettings, SyslogSeverity, SyslogTransport,
     is_syslog_url,

@@ -231,7 +231,7 @@ impl SpillCounter for spool::Consumer {
 }
 
 /// Lines up to about `BATCH_BYTES`, and how the stream ended if it did.
-fn next_batch<S>(
+pub(crate) fn next_batch<S>(
     lines: &mut Lines<S>,
     stats: &mut PageStats,
 ) -> (LineBatch, Option<Result<(), Failure>>)

@@ -509,6 +509,10 @@ fn each_kind_of_event_triggers_its_rule() {
         ("retrying", 110_406, 3),
         ("config_resumed", 110_406, 3),
         ("summary", 110_002, 0),
+        ("push_auth_failed", 110_408, 8),
+        ("bad_body", 110_404, 5),
+        ("too_many_connections", 110_405, 5),
+        ("recovered", 110_406, 3),
     ] {
         let line = format!(
             r#"{{"integration":"akamai","collector":{{"level":"error","code":"{code}","message":"m"}}}}"#
