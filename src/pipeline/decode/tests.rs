@@ -133,6 +133,33 @@ fn headers_are_decoded_once_split_and_repeats_kept() {
 }
 
 #[test]
+fn header_blocks_split_as_str_split_does_at_every_edge() {
+    for block in [
+        "",
+        "\n",
+        "\r\n",
+        "\r",
+        "a",
+        "a\n",
+        "\na",
+        "a\r\nb",
+        "a\n\nb\r\n\r\n",
+        "a\rb\n",
+        "\r\r\n",
+        "é: ü\r\nb",
+    ] {
+        let reference: Vec<Value<'static>> = block
+            .split('\n')
+            .map(|line| line.strip_suffix('\r').unwrap_or(line))
+            .filter(|line| !line.is_empty())
+            .map(|line| Value::String(Cow::Owned(line.to_string())))
+            .collect();
+        let ours = decode_header_block(block.as_bytes(), |_| panic!("valid UTF-8"));
+        assert_eq!(ours, Value::Array(reference), "{block:?}");
+    }
+}
+
+#[test]
 fn headers_with_invalid_utf8_are_kept_lossily_line_by_line_and_listed() {
     let out = decode_text(
         r#"{"httpMessage":{"requestHeaders":"A%3a%20ok%0d%0a%0d%0aB%3a%20%ff%0d%0aC%3a%20ok%0d%0a"}}"#,
