@@ -8,6 +8,10 @@
 //! of events/s, MB/s of response body, CPU seconds per million events and peak RSS. Beside each
 //! it reports the fake API's own serving ceiling: the same request read by a client that only
 //! counts bytes (same TLS and HTTP stack), so a figure limited by the fake is visible as such.
+//! With `--baseline PATH` (bench/run passes the release binary of the commit before the
+//! performance work) every run of the current binary is paired with one of the baseline on the
+//! same page, alternating, so both see the same load on a shared machine; the table then shows
+//! the baseline's figures beside the new ones and the median of the paired speed-ups.
 //! Then the push route: gzip batches of the same events pushed by four concurrent clients over
 //! TLS on loopback to the release `akamai-siem receive` (events/s until the last body is
 //! acknowledged, so durable, and the receiver's peak RSS). Last, the start-up cost of an empty
@@ -147,13 +151,41 @@ fn binary() -> PathBuf {
     path
 }
 
+/// The medians of one binary's runs on one page.
+#[derive(Default)]
+struct Runs {
+    rates: Vec<f64>,
+    throughputs: Vec<f64>,
+    cpu_per_million: Vec<f64>,
+    rss: Vec<f64>,
+    walls: Vec<f64>,
+}
+
+impl Runs {
+    fn add(&mut self, m: &Measured, events: u64, body_bytes: u64) {
+        self.rates.push(events as f64 / m.wall.as_secs_f64());
+        self.throughputs
+            .push(body_bytes as f64 / m.wall.as_secs_f64() / 1e6);
+        self.cpu_per_million
+            .push(m.cpu.as_secs_f64() / events as f64 * 1e6);
+        self.rss.push(m.max_rss_kib as f64);
+        self.walls.push(m.wall.as_secs_f64());
+    }
+}
+
 /// The events' storage times are pinned, so every run reads the same page however long the
 /// benchmark takes (a relative `--from -5m` would slide past them).
-fn run_tool(config: &Path, output: &Path, window: (i64, i64), limit: u64) -> Measured {
+fn run_tool(
+    binary: &Path,
+    config: &Path,
+    output: &Path,
+    window: (i64, i64),
+    limit: u64,
+) -> Measured {
     let limit = limit.max(1).to_string();
     let (from, to) = (window.0.to_string(), window.1.to_string());
     measure(
-        Command::new(binary())
+        Command::new(binary)
             .args(["--config", config.to_str().unwrap()])
             .args(["--from", &from, "--to", &to, "--limit", &limit])
             .args(["--max-events", "100000000", "--max-bytes", "1000GiB"])
@@ -174,6 +206,10 @@ fn main() {
         .find(|w| w[0] == "--runs")
         .map(|w| w[1].parse().expect("--runs N"))
         .unwrap_or(if quick { 1 } else { 5 });
+    let value = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+    let baseline = value("--baseline").map(PathBuf::from);
+    let baseline_name = value("--baseline-name").unwrap_or_else(|| "baseline".into());
+    let current = binary();
     let sizes: &[u64] = if quick {
         &[10_000]
     } else {
@@ -185,10 +221,17 @@ fn main() {
         receive_figures(work.path(), runs, quick);
         return;
     }
-    println!(
-        "| page | events/s | MB/s (response body) | fake API ceiling MB/s | tool / ceiling | CPU s per million events | peak RSS |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    if baseline.is_some() {
+        println!(
+            "| page | events/s | MB/s (response body) | fake API ceiling MB/s | tool / ceiling | CPU s per million events | peak RSS | {baseline_name}: MB/s | {baseline_name}: CPU s per million | {baseline_name}: peak RSS | speed-up (paired median) |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    } else {
+        println!(
+            "| page | events/s | MB/s (response body) | fake API ceiling MB/s | tool / ceiling | CPU s per million events | peak RSS |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
+    }
     for &events in sizes {
         let fake = FakeAkamai::start(Options {
             event_size: EventSize::Realistic,
@@ -212,32 +255,48 @@ fn main() {
             ceilings.push(mb_s);
             body_bytes = bytes;
         }
-        let (mut rates, mut throughputs, mut cpu_per_million, mut rss) =
-            (vec![], vec![], vec![], vec![]);
+        let (mut new, mut old) = (Runs::default(), Runs::default());
+        let mut speedups = Vec::new();
         for _ in 0..runs {
-            let _ = std::fs::remove_file(&output);
-            let m = run_tool(&config, &output, window, events);
-            let lines = std::fs::read(&output)
-                .unwrap()
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            assert_eq!(lines as u64, events, "every event was written");
-            rates.push(events as f64 / m.wall.as_secs_f64());
-            throughputs.push(body_bytes as f64 / m.wall.as_secs_f64() / 1e6);
-            cpu_per_million.push(m.cpu.as_secs_f64() / events as f64 * 1e6);
-            rss.push(m.max_rss_kib as f64);
+            let mut pair = vec![(&current, &mut new)];
+            if let Some(path) = &baseline {
+                pair.push((path, &mut old));
+            }
+            for (binary, into) in pair {
+                let _ = std::fs::remove_file(&output);
+                let m = run_tool(binary, &config, &output, window, events);
+                let lines = std::fs::read(&output)
+                    .unwrap()
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                assert_eq!(lines as u64, events, "every event was written");
+                into.add(&m, events, body_bytes);
+            }
+            if baseline.is_some() {
+                speedups.push(old.walls.last().unwrap() / new.walls.last().unwrap());
+            }
         }
         let _ = std::fs::remove_file(&output);
         let ceiling = median(ceilings);
-        let throughput = median(throughputs);
-        println!(
+        let throughput = median(new.throughputs.clone());
+        print!(
             "| {events} | {:.0} | {throughput:.0} | {ceiling:.0} | {:.0}% | {:.2} | {:.1} MiB |",
-            median(rates),
+            median(new.rates),
             throughput / ceiling * 100.0,
-            median(cpu_per_million),
-            median(rss) / 1024.0
+            median(new.cpu_per_million),
+            median(new.rss) / 1024.0
         );
+        if baseline.is_some() {
+            print!(
+                " {:.0} | {:.2} | {:.1} MiB | {:.2}x |",
+                median(old.throughputs),
+                median(old.cpu_per_million),
+                median(old.rss) / 1024.0,
+                median(speedups)
+            );
+        }
+        println!();
     }
 
     receive_figures(work.path(), runs, quick);
@@ -251,7 +310,7 @@ fn main() {
     let (mut cpu, mut wall) = (vec![], vec![]);
     let t = now() as i64;
     for _ in 0..runs.max(5) * 2 {
-        let m = run_tool(&config, &output, (t - 300, t - 90), 10_000);
+        let m = run_tool(&current, &config, &output, (t - 300, t - 90), 10_000);
         cpu.push(m.cpu.as_secs_f64() * 1e3);
         wall.push(m.wall.as_secs_f64() * 1e3);
     }

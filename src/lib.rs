@@ -35,7 +35,7 @@ mod source;
 
 // The surface the binary, the tests, the examples and the benchmark use; everything else is the
 // crate's own, so what nothing uses shows up as dead code.
-pub use checkpoint::event_hash;
+pub use checkpoint::{EventHash, Identity};
 pub use cli::Cli;
 pub use commands::{main, main_with_usage_error};
 pub use config::secret::Secret;

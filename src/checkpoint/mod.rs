@@ -15,5 +15,5 @@ mod seen;
 mod state_file;
 
 pub use lock::{LockError, RunLock};
-pub use seen::{EventHasher, Seen, event_hash};
+pub use seen::{EventHash, EventHasher, Identity, Seen};
 pub use state_file::{OutputPosition, RefusedConfig, RunRecord, State, StateError, StateFile};

@@ -26,7 +26,7 @@ use crate::checkpoint::{RefusedConfig, RunLock, RunRecord, Seen, State, StateFil
 use crate::config::timespec::{describe, human_duration};
 use crate::config::{ApiSettings, CollectSettings, OutputSettings, OutputTarget, StateSettings};
 use crate::diagnostics::error_reporting::{self, Exit, Reported};
-use crate::pipeline::pool::{DEFAULT_WORKERS, FormatPool};
+use crate::pipeline::pool::{FormatPool, default_workers};
 use crate::sink::{self, Reconciled, Sink};
 use crate::source::api::{ApiError, Client, Query, Request};
 use crate::source::page::{Deliver, Event, Flow, PageEnd, PageError, PageReader, PageStats};
@@ -208,8 +208,8 @@ pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
         replay,
     );
     report_notices(&notices, &mut summary, None);
-    let pool =
-        FormatPool::new(setup.output, DEFAULT_WORKERS).context("starting the format workers")?;
+    let pool = FormatPool::new(setup.output, seen.identity(), default_workers())
+        .context("starting the format workers")?;
     let mut collector = Collector::new(&setup, checkpointing, sink, seen, planner, pool);
     collector.summary = summary;
     collector.replay = replay;

@@ -80,7 +80,7 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyh
             Ok(crate::source::page::Flow::Continue)
         }
     }
-    let pool = FormatPool::new(&output, 1)?;
+    let pool = FormatPool::new(&output, &crate::checkpoint::Identity::random(), 1)?;
     let end = reader
         .read(body, &mut stats, &pool, &mut Discard)
         .map_err(|e| match e {

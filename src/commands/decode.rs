@@ -45,7 +45,11 @@ pub(super) fn run(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> an
     };
     let (mut sink, _) = sink::open(&output.target, None, false)?;
     let mut formatter = Formatter::new(&output);
-    let mut lines = Lines::new(ReadChunks::new(input, 256 * 1024), 8 * 1024 * 1024);
+    let mut lines = Lines::new(
+        ReadChunks::new(input, 256 * 1024),
+        8 * 1024 * 1024,
+        &crate::checkpoint::Identity::random(),
+    );
     let mut line_buffer = Vec::new();
     let mut events = 0u64;
     let mut bad = PageStats::default();

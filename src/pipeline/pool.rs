@@ -4,7 +4,7 @@
 //! hash, decode, shape); the caller takes the results back in batch order and makes every
 //! decision itself, so order and the commit rules stay those of a single thread.
 
-use crate::checkpoint::event_hash;
+use crate::checkpoint::{EventHash, Identity};
 use crate::config::OutputSettings;
 use crate::pipeline::classify::{Context, LineKind, classify_line, event_start, oversized_event};
 use crate::pipeline::format::{Formatted, Formatter};
@@ -49,7 +49,7 @@ pub(crate) struct LineBatch {
 /// What a worker made of one line.
 pub(crate) enum Record {
     Event {
-        hash: u64,
+        hash: EventHash,
         start: Option<f64>,
         output: Range<usize>,
         formatted: Formatted,
@@ -70,7 +70,11 @@ pub(crate) struct FormattedBatch {
     pub(crate) records: Vec<Record>,
 }
 
-fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
+fn format_batch(
+    formatter: &mut Formatter,
+    identity: &Identity,
+    batch: LineBatch,
+) -> FormattedBatch {
     let mut output = Vec::with_capacity(batch.data.len());
     let mut records = Vec::with_capacity(batch.items.len());
     for item in batch.items {
@@ -105,7 +109,7 @@ fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
             LineKind::Blank => continue,
             LineKind::Context(context) => Record::Context(context),
             LineKind::Event(value) => {
-                let hash = event_hash(raw);
+                let hash = identity.hash(raw);
                 let start = event_start(&value);
                 let begin = output.len();
                 let formatted = formatter.write(raw, value, &mut output);
@@ -127,6 +131,7 @@ fn format_batch(formatter: &mut Formatter, batch: LineBatch) -> FormattedBatch {
 /// Format workers, each with its own formatter (and decoder scratch space), for a whole run.
 pub struct FormatPool {
     workers: Vec<Worker>,
+    identity: Identity,
 }
 
 struct Worker {
@@ -135,24 +140,36 @@ struct Worker {
     handle: Option<JoinHandle<()>>,
 }
 
-/// Two workers: the machines this runs on have at least two cores, and the calling thread's
-/// share (splitting, decisions, writes) is small.
-pub const DEFAULT_WORKERS: usize = 2;
+/// One worker per core the process may use: the workers do nearly all the work, and the few
+/// other threads (network, splitting, writing) mostly wait.
+pub fn default_workers() -> usize {
+    thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 impl FormatPool {
-    pub fn new(output: &OutputSettings, workers: usize) -> std::io::Result<FormatPool> {
+    /// Workers that hash lines as `identity` says (the journal's: see [`crate::checkpoint::Seen::identity`]).
+    pub fn new(
+        output: &OutputSettings,
+        identity: &Identity,
+        workers: usize,
+    ) -> std::io::Result<FormatPool> {
         let mut pool = FormatPool {
             workers: Vec::new(),
+            identity: identity.clone(),
         };
         for index in 0..workers.max(1) {
             let (jobs, job_queue) = sync_channel::<LineBatch>(IN_FLIGHT_PER_WORKER);
             let (done, results) = sync_channel(IN_FLIGHT_PER_WORKER);
             let mut formatter = Formatter::new(output);
+            let identity = identity.clone();
             let handle = thread::Builder::new()
                 .name(format!("format-{index}"))
                 .spawn(move || {
                     for batch in job_queue {
-                        if done.send(format_batch(&mut formatter, batch)).is_err() {
+                        if done
+                            .send(format_batch(&mut formatter, &identity, batch))
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -164,6 +181,10 @@ impl FormatPool {
             });
         }
         Ok(pool)
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     pub(crate) fn capacity(&self) -> usize {

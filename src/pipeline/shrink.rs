@@ -11,7 +11,7 @@
 //! member `oversizedEvent` added to the event. The result is ordinary JSON, decoded and shaped
 //! like any other event (and cut further to fit a Wazuh line).
 
-use crate::checkpoint::EventHasher;
+use crate::checkpoint::{EventHash, EventHasher, Identity};
 
 /// Bytes kept of each string.
 pub const STRING_KEEP: usize = 64 * 1024;
@@ -29,8 +29,8 @@ const START_KEPT: usize = 200;
 pub struct Shrunk {
     /// The raw line's length (without `\n` and a `\r` before it).
     pub length: usize,
-    /// The identity hash of the raw line, as [`crate::checkpoint::event_hash`] gives it.
-    pub hash: u64,
+    /// The identity hash of the raw line, as [`Identity::hash`] gives it.
+    pub hash: EventHash,
     /// Its first bytes, for a report.
     pub start: Vec<u8>,
     /// The shrunk JSON object; `None` when the line is not a JSON object (or is incomplete).
@@ -78,17 +78,11 @@ pub struct Shrinker {
     dropped_bytes: u64,
 }
 
-impl Default for Shrinker {
-    fn default() -> Self {
-        Shrinker::new()
-    }
-}
-
 impl Shrinker {
-    pub fn new() -> Shrinker {
+    pub fn new(identity: &Identity) -> Shrinker {
         Shrinker {
             out: Vec::new(),
-            hasher: EventHasher::new(),
+            hasher: identity.hasher(),
             pending_cr: false,
             length: 0,
             start: Vec::new(),
@@ -313,10 +307,16 @@ impl Shrinker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::event_hash;
+    use std::sync::LazyLock;
+
+    static IDENTITY: LazyLock<Identity> = LazyLock::new(Identity::random);
+
+    fn event_hash(line: &[u8]) -> EventHash {
+        IDENTITY.hash(line)
+    }
 
     fn shrink_in_chunks(line: &[u8], chunk: usize) -> Shrunk {
-        let mut shrinker = Shrinker::new();
+        let mut shrinker = Shrinker::new(&IDENTITY);
         for piece in line.chunks(chunk) {
             shrinker.feed(piece);
         }

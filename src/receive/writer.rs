@@ -8,7 +8,7 @@ use super::report::Stats;
 use crate::checkpoint::{RunLock, Seen, State, StateFile};
 use crate::config::{OutputSettings, OutputTarget, StateSettings};
 use crate::diagnostics::error_reporting;
-use crate::pipeline::pool::{DEFAULT_WORKERS, FormatPool, FormattedBatch, InFlight, Record};
+use crate::pipeline::pool::{FormatPool, FormattedBatch, InFlight, Record, default_workers};
 use crate::sink::{self, Reconciled, Sink};
 use crate::source::lines::{ChunkSource, Lines};
 use crate::source::page::{PageStats, next_batch, note_bad_line};
@@ -60,7 +60,9 @@ pub struct Writer {
     target: OutputTarget,
     state_settings: StateSettings,
     quarantine_dir: PathBuf,
-    pool: FormatPool,
+    /// Started once the journal is open: the identity hash is keyed by the journal's key.
+    pool: Option<FormatPool>,
+    output: OutputSettings,
     file: StateFile,
     state: State,
     _lock: RunLock,
@@ -91,13 +93,12 @@ impl Writer {
         let file = StateFile::new(&state_settings.path);
         file.remove_stale_temporary();
         let state = file.load()?.unwrap_or_else(|| State::new(STATE_HOST, ""));
-        let pool =
-            FormatPool::new(output, DEFAULT_WORKERS).context("starting the format workers")?;
         let mut writer = Writer {
             target: output.target.clone(),
             state_settings: state_settings.clone(),
             quarantine_dir,
-            pool,
+            pool: None,
+            output: output.clone(),
             file,
             state,
             _lock: lock,
@@ -150,6 +151,12 @@ impl Writer {
             keep_uncommitted,
             self.state_settings.dedup_capacity,
         )?;
+        if self.pool.is_none() {
+            self.pool = Some(
+                FormatPool::new(&self.output, seen.identity(), default_workers())
+                    .context("starting the format workers")?,
+            );
+        }
         self.open = Some((sink, seen));
         self.stats.writer_ok.store(true, Ordering::Relaxed);
         Ok(())
@@ -258,19 +265,23 @@ impl Writer {
 
     /// Format every line of one body and hand its new events to the sink (not yet durable).
     fn deliver(&mut self, body: &[u8]) -> anyhow::Result<BodyCounts> {
+        let pool = self
+            .pool
+            .as_ref()
+            .expect("started when the output first opened");
         let mut counts = BodyCounts::default();
         let mut stats = PageStats::default();
-        let mut lines = Lines::new(BodyChunks { body, at: 0 }, MAX_LINE);
+        let mut lines = Lines::new(BodyChunks { body, at: 0 }, MAX_LINE, pool.identity());
         let never = AtomicBool::new(false);
         let mut in_flight = InFlight {
-            pool: &self.pool,
+            pool,
             workers: VecDeque::new(),
         };
         let (sink, seen) = self.open.as_mut().expect("opened before delivering");
         let mut next_worker = 0;
         let mut ended = false;
         let result = loop {
-            let window_full = in_flight.workers.len() >= self.pool.capacity();
+            let window_full = in_flight.workers.len() >= pool.capacity();
             if window_full || (ended && !in_flight.workers.is_empty()) {
                 let batch = match in_flight.take_next(&never) {
                     Ok(batch) => batch,
@@ -286,11 +297,11 @@ impl Writer {
             }
             let (batch, end) = next_batch(&mut lines, &mut stats);
             if !batch.items.is_empty() {
-                if let Err(error) = self.pool.send(next_worker, batch) {
+                if let Err(error) = pool.send(next_worker, batch) {
                     break Err(anyhow::Error::new(error));
                 }
                 in_flight.workers.push_back(next_worker);
-                next_worker = (next_worker + 1) % self.pool.workers();
+                next_worker = (next_worker + 1) % pool.workers();
             }
             ended = end.is_some();
         };

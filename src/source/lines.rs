@@ -4,6 +4,7 @@
 //! valid events in two; only `\n` ends a line here. A line is lent straight out of its chunk
 //! when it does not straddle two, so the common case copies nothing.
 
+use crate::checkpoint::Identity;
 use crate::pipeline::shrink::{Shrinker, Shrunk};
 use memchr::memchr;
 
@@ -81,12 +82,15 @@ pub struct Lines<S> {
     /// Inside an oversized line: its bytes go to the shrinker until its `\n`.
     oversized: Option<Shrinker>,
     max_line: usize,
+    /// Oversized lines are hashed here, as they stream past: the same way the workers hash.
+    identity: Identity,
     finished: bool,
 }
 
 impl<S: ChunkSource> Lines<S> {
-    pub fn new(source: S, max_line: usize) -> Self {
+    pub fn new(source: S, max_line: usize, identity: &Identity) -> Self {
         Lines {
+            identity: identity.clone(),
             source,
             chunk: Vec::new(),
             position: 0,
@@ -137,7 +141,7 @@ impl<S: ChunkSource> Lines<S> {
                         }
                         if self.partial.is_empty() {
                             if index > self.max_line {
-                                let mut shrinker = Shrinker::new();
+                                let mut shrinker = Shrinker::new(&self.identity);
                                 shrinker.feed(&rest[..index]);
                                 return Ok(Found::Oversized(shrinker.finish(), true));
                             }
@@ -145,7 +149,7 @@ impl<S: ChunkSource> Lines<S> {
                         }
                         self.partial.extend_from_slice(&rest[..index]);
                         if self.partial.len() > self.max_line {
-                            let mut shrinker = Shrinker::new();
+                            let mut shrinker = Shrinker::new(&self.identity);
                             shrinker.feed(&self.partial);
                             self.partial.clear();
                             return Ok(Found::Oversized(shrinker.finish(), true));
@@ -160,7 +164,7 @@ impl<S: ChunkSource> Lines<S> {
                             self.partial.extend_from_slice(rest);
                             if self.partial.len() > self.max_line {
                                 // Too long to hold: from here on it is shrunk as it streams.
-                                let mut shrinker = Shrinker::new();
+                                let mut shrinker = Shrinker::new(&self.identity);
                                 shrinker.feed(&self.partial);
                                 self.partial = Vec::new();
                                 self.oversized = Some(shrinker);
@@ -214,7 +218,7 @@ mod tests {
                 .collect::<Vec<_>>()
                 .into_iter(),
         );
-        let mut lines = Lines::new(source, max_line);
+        let mut lines = Lines::new(source, max_line, &Identity::random());
         let mut out = Vec::new();
         while let Some(line) = lines.next_line().unwrap() {
             out.push(match line {
@@ -305,13 +309,14 @@ mod tests {
                     .collect::<Vec<_>>()
                     .into_iter(),
             );
-            let mut lines = Lines::new(source, 1_000);
+            let identity = Identity::random();
+            let mut lines = Lines::new(source, 1_000, &identity);
             assert_eq!(lines.next_line().unwrap(), Some(Line::Complete(b"ok")));
             let Some(Line::Oversized { shrunk, terminated }) = lines.next_line().unwrap() else {
                 panic!("chunk {chunk}: not oversized")
             };
             assert!(terminated);
-            assert_eq!(shrunk.hash, crate::checkpoint::event_hash(event.as_bytes()));
+            assert_eq!(shrunk.hash, identity.hash(event.as_bytes()));
             let value: serde_json::Value = serde_json::from_slice(&shrunk.json.unwrap()).unwrap();
             assert_eq!(value["big"].as_str().unwrap().len(), 5_000);
             assert_eq!(lines.next_line().unwrap(), Some(Line::Complete(b"next")));

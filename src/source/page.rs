@@ -42,7 +42,7 @@ pub enum Flow {
 /// One event, formatted, in page order.
 pub struct Event<'a> {
     /// Identity of the raw line, for dropping replays.
-    pub hash: u64,
+    pub hash: crate::checkpoint::EventHash,
     /// `httpMessage.start`, when the event has one.
     pub start: Option<f64>,
     /// The output line (without newline).
@@ -129,7 +129,12 @@ impl PageReader {
             .map_err(|e| {
                 PageError::Handler(anyhow::anyhow!("cannot start the reader thread: {e}"))
             })?;
-        let result = self.read_lines(Lines::new(consumer, self.max_line), stats, pool, deliver);
+        let result = self.read_lines(
+            Lines::new(consumer, self.max_line, pool.identity()),
+            stats,
+            pool,
+            deliver,
+        );
         // On success the reader has finished; otherwise it stops at its next push (the consumer
         // is gone) and is not waited for: it may be stuck on a silent socket.
         if matches!(result, Ok(PageEnd::Complete(_))) {

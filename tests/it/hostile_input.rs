@@ -6,9 +6,9 @@ use crate::common;
 
 use akamai_siem::Failure;
 use akamai_siem::FormatPool;
-use akamai_siem::event_hash;
 use akamai_siem::{ChunkSource, Lines};
 use akamai_siem::{Deliver, Event, Flow, PageEnd, PageReader, PageStats, SpillCounter};
+use akamai_siem::{EventHash, Identity};
 use akamai_siem::{Format, OutputSettings, OutputTarget};
 use akamai_siem::{Formatter, parse_event};
 use serde_json::Value as Json;
@@ -109,7 +109,7 @@ impl ChunkSource for Chunks {
 impl SpillCounter for Chunks {}
 
 #[derive(Default)]
-struct Collect(Vec<(u64, String)>);
+struct Collect(Vec<(EventHash, String)>);
 
 impl Deliver for Collect {
     fn event(&mut self, event: Event<'_>) -> anyhow::Result<Flow> {
@@ -127,7 +127,8 @@ fn a_page_delivers_a_line_that_is_not_utf8_and_hashes_its_raw_bytes() {
         max_line_bytes: 60_000,
         tags: Default::default(),
     };
-    let pool = FormatPool::new(&output, 2).unwrap();
+    let identity = Identity::random();
+    let pool = FormatPool::new(&output, &identity, 2).unwrap();
     let reader = PageReader {
         memory_limit: 1 << 20,
         spill_dir: None,
@@ -136,7 +137,11 @@ fn a_page_delivers_a_line_that_is_not_utf8_and_hashes_its_raw_bytes() {
     };
     let mut stats = PageStats::default();
     let mut collect = Collect::default();
-    let lines = Lines::new(Chunks(vec![response_with_a_latin1_line()]), 1 << 20);
+    let lines = Lines::new(
+        Chunks(vec![response_with_a_latin1_line()]),
+        1 << 20,
+        &identity,
+    );
     let end = reader
         .read_lines(lines, &mut stats, &pool, &mut collect)
         .unwrap();
@@ -145,7 +150,11 @@ fn a_page_delivers_a_line_that_is_not_utf8_and_hashes_its_raw_bytes() {
     assert_eq!(stats.bad_lines, 1, "only the line that is not JSON");
     assert_eq!(stats.first_bad_line.as_deref(), Some("this is not json"));
     let (hash, line) = &collect.0[1];
-    assert_eq!(*hash, event_hash(&latin1_event("latin1")), "the raw bytes");
+    assert_eq!(
+        *hash,
+        identity.hash(&latin1_event("latin1")),
+        "the raw bytes"
+    );
     let event: Json = serde_json::from_str(line).unwrap();
     assert_eq!(
         event["decodeErrors"],

@@ -13,6 +13,7 @@ mod hostile_input;
 mod http_sink;
 mod install;
 mod operator;
+mod output_identity;
 mod receive;
 mod run_edges;
 mod stateful;

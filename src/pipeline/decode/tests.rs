@@ -133,6 +133,33 @@ fn headers_are_decoded_once_split_and_repeats_kept() {
 }
 
 #[test]
+fn header_blocks_split_as_str_split_does_at_every_edge() {
+    for block in [
+        "",
+        "\n",
+        "\r\n",
+        "\r",
+        "a",
+        "a\n",
+        "\na",
+        "a\r\nb",
+        "a\n\nb\r\n\r\n",
+        "a\rb\n",
+        "\r\r\n",
+        "é: ü\r\nb",
+    ] {
+        let reference: Vec<Value<'static>> = block
+            .split('\n')
+            .map(|line| line.strip_suffix('\r').unwrap_or(line))
+            .filter(|line| !line.is_empty())
+            .map(|line| Value::String(Cow::Owned(line.to_string())))
+            .collect();
+        let ours = decode_header_block(block.as_bytes(), |_| panic!("valid UTF-8"));
+        assert_eq!(ours, Value::Array(reference), "{block:?}");
+    }
+}
+
+#[test]
 fn headers_with_invalid_utf8_are_kept_lossily_line_by_line_and_listed() {
     let out = decode_text(
         r#"{"httpMessage":{"requestHeaders":"A%3a%20ok%0d%0a%0d%0aB%3a%20%ff%0d%0aC%3a%20ok%0d%0a"}}"#,
@@ -247,6 +274,27 @@ fn block_scanning_decodes_escapes_anywhere_around_block_edges() {
             percent_decode_into(input.as_bytes(), &mut ours);
             assert_eq!(ours, reference, "{input}");
         }
+    }
+}
+
+#[test]
+fn dense_random_escapes_decode_as_the_reference_does() {
+    // xorshift64: deterministic, so a failure names the input.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let alphabet = b"%%%%0123456789abcdefABCDEFgz+;\n\xc3\xa9";
+    let mut ours = Vec::new();
+    for length in 0..300 {
+        let input: Vec<u8> = (0..length)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                alphabet[(state % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        let reference: Vec<u8> = percent_encoding::percent_decode(&input).collect();
+        percent_decode_into(&input, &mut ours);
+        assert_eq!(ours, reference, "{:?}", String::from_utf8_lossy(&input));
     }
 }
 

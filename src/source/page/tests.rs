@@ -1,7 +1,8 @@
 use super::*;
+use crate::checkpoint::Identity;
 use crate::config::OutputSettings;
 use crate::config::{Format, OutputTarget};
-use crate::pipeline::pool::DEFAULT_WORKERS;
+use crate::pipeline::pool::default_workers;
 
 struct Chunks(std::vec::IntoIter<Vec<u8>>, Option<Failure>);
 
@@ -53,7 +54,7 @@ fn raw_pool() -> FormatPool {
         max_line_bytes: 60_000,
         tags: Default::default(),
     };
-    FormatPool::new(&output, DEFAULT_WORKERS).unwrap()
+    FormatPool::new(&output, &Identity::random(), default_workers()).unwrap()
 }
 
 fn read(
@@ -73,8 +74,9 @@ fn read_chunks(
         events: Vec::new(),
         stop_after,
     };
-    let lines = Lines::new(Chunks(chunks.into_iter(), failure), 1024);
-    let result = reader().read_lines(lines, &mut stats, &raw_pool(), &mut collect);
+    let pool = raw_pool();
+    let lines = Lines::new(Chunks(chunks.into_iter(), failure), 1024, pool.identity());
+    let result = reader().read_lines(lines, &mut stats, &pool, &mut collect);
     (result, stats, collect.events)
 }
 
@@ -217,6 +219,7 @@ fn a_stop_signal_interrupts_the_page() {
     let lines = Lines::new(
         Chunks(vec![format!("{E1}\n").into_bytes()].into_iter(), None),
         1024,
+        &Identity::random(),
     );
     let mut collect = Collect {
         events: Vec::new(),
@@ -265,7 +268,11 @@ fn a_pool_serves_page_after_page_without_leaking_results() {
             // Stop early on the first page: its in-flight batches must not reach page two.
             stop_after: (page == 0).then_some(10),
         };
-        let lines = Lines::new(Chunks(vec![body.into_bytes()].into_iter(), None), 1024);
+        let lines = Lines::new(
+            Chunks(vec![body.into_bytes()].into_iter(), None),
+            1024,
+            pool.identity(),
+        );
         let result = reader().read_lines(lines, &mut PageStats::default(), &pool, &mut collect);
         if page == 0 {
             assert!(matches!(result, Ok(PageEnd::Stopped)));
