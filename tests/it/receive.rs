@@ -429,7 +429,8 @@ const BOTH_AUTH: &str = "auth_header = X-Akamai-Token\nauth_token = Bearer ds-to
 #[test]
 fn every_pushed_event_arrives_once_across_kill_9_and_restarts() {
     let pki = pki();
-    let (_fake, ids, events) = raw_events(3000, EventSize::Small);
+    // Enough bodies that the pushes outlast several kills however fast the machine is.
+    let (_fake, ids, events) = raw_events(6000, EventSize::Small);
     let mut receiver = Receiver::new(&pki, BOTH_AUTH, &["--format", "json"]);
     receiver.start();
     let seed = std::time::SystemTime::now()
@@ -451,7 +452,7 @@ fn every_pushed_event_arrives_once_across_kill_9_and_restarts() {
     });
     let mut kills = 0;
     while !pushing.is_finished() {
-        std::thread::sleep(Duration::from_millis(150 + random.next(400)));
+        std::thread::sleep(Duration::from_millis(100 + random.next(250)));
         if pushing.is_finished() {
             break;
         }
