@@ -2,13 +2,24 @@
 //! `config`, once, for flags, environment and files alike.
 
 use crate::config::Overrides;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// `--version`: the release, the git commit and the target triple (set by build.rs), so a
+/// production host can say exactly which build it runs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AKAMAI_SIEM_GIT_COMMIT"),
+    ", ",
+    env!("AKAMAI_SIEM_BUILD_TARGET"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "akamai-siem",
-    version,
+    version = VERSION,
     about = "Pull security events from Akamai's SIEM API and print them as JSON lines for Wazuh",
     long_about = "Pull security events from Akamai's SIEM API and print them as JSON lines for \
                   Wazuh (or anything that reads JSON lines).\n\nWithout a subcommand it fetches: \
@@ -44,6 +55,31 @@ pub enum Command {
     /// Show or reset where the next run continues.
     #[command(subcommand)]
     State(StateCommand),
+    /// Print a shell completion script, generated from these very options.
+    #[command(after_help = "Install: bash: akamai-siem completions bash > \
+                            /etc/bash_completion.d/akamai-siem; zsh: into a directory of \
+                            $fpath as _akamai-siem; fish: into \
+                            ~/.config/fish/completions/akamai-siem.fish")]
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
+    /// Print the manual page (roff), generated from these very options: `akamai-siem man |
+    /// man -l -`.
+    Man {
+        /// Write akamai-siem.1 and one page per subcommand (akamai-siem-fetch.1 and so on) into DIR
+        /// instead, as a package installs them.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The shells `completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 
 mod check;
 mod decode;
+mod docs;
 mod fetch;
 mod state;
 
@@ -82,6 +83,12 @@ fn early_diagnostics(cli: &Cli) -> Diagnostics {
 
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     refuse_inapplicable_flags(&cli)?;
+    // Generated from the command line alone: no config is needed or read.
+    match &cli.command {
+        Some(Command::Completions { shell }) => return docs::completions(*shell),
+        Some(Command::Man { dir }) => return docs::man(dir.as_deref()),
+        _ => {}
+    }
     let mut sources = Sources::load(&cli.overrides(), Environment::from_process())?;
     let resolver = Resolver::new(&sources);
     let log_settings = resolver.logging()?;
@@ -97,6 +104,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Some(Command::State(StateCommand::Show)) => state::show(&resolver),
         Some(Command::State(StateCommand::Reset { from })) => {
             state::reset(&resolver, from.as_deref())
+        }
+        Some(Command::Completions { .. } | Command::Man { .. }) => {
+            unreachable!("handled before the config is read")
         }
     }
 }
@@ -158,6 +168,9 @@ fn refuse_inapplicable_flags(cli: &Cli) -> Result<(), ConfigError> {
             "`check`, which only validates (--state and --no-state choose the state it checks)",
         ),
         Some(Command::Decode { .. }) => (vec![], "`decode`, which works offline"),
+        Some(Command::Completions { .. } | Command::Man { .. }) => {
+            (vec![], "`completions` and `man`, which only print text")
+        }
         // clap hands `state reset --from` to the global --from too.
         Some(Command::State(StateCommand::Reset { .. })) => (
             vec!["--state", "--initial-lookback", "--from"],

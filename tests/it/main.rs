@@ -11,6 +11,7 @@ mod fetch;
 mod hostile_input;
 mod install;
 mod operator;
+mod operator_tools;
 mod run_edges;
 mod stateful;
 mod wazuh;
