@@ -16,4 +16,4 @@ mod state_file;
 
 pub use lock::{LockError, RunLock};
 pub use seen::{EventHasher, Seen, event_hash};
-pub use state_file::{OutputPosition, RunRecord, State, StateError, StateFile};
+pub use state_file::{OutputPosition, RunRecord, State, StateError, StateFile, Totals};

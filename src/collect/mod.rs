@@ -14,6 +14,7 @@ pub mod signals;
 mod delivery;
 mod opening;
 mod report;
+mod tally;
 
 use delivery::Delivery;
 use opening::{Checkpointing, open_state_and_output};
@@ -79,6 +80,12 @@ pub struct Summary {
     pub events_with_decode_errors: u64,
     pub shrunk_events: u64,
     pub retries: u32,
+    /// The same retries by cause (`tally::retry_cause`), for the metrics.
+    pub retry_causes: std::collections::BTreeMap<&'static str, u64>,
+    /// Time-based recoveries, gaps and the seconds those gaps lost.
+    pub recoveries: u64,
+    pub gaps: u64,
+    pub gap_seconds: u64,
     pub spilled_bytes: u64,
     pub caught_up: bool,
     pub stopped_by: Option<StopReason>,
@@ -217,15 +224,19 @@ impl<'a> Collector<'a> {
         let result = self.pages();
         self.collect_counters();
         self.summary.elapsed = started.elapsed();
-        self.record_run();
+        // The cause first, then the summary: every run ends with its summary line.
+        let exit = match &result {
+            Ok(()) => self.summary.exit(),
+            Err(error) => error_reporting::log(error),
+        };
+        self.record_run(exit);
+        self.write_metrics();
         match result {
             Ok(()) => {
                 self.log_summary(None);
                 Ok(self.summary)
             }
-            Err(error) => {
-                // The cause first, then the summary: every run ends with its summary line.
-                let exit = error_reporting::log(&error);
+            Err(_) => {
                 self.log_summary(Some(exit));
                 Err(anyhow::Error::new(Reported(exit)))
             }
@@ -352,6 +363,7 @@ impl<'a> Collector<'a> {
         match self.planner.page_cut(request.limit) {
             Some(limit) => {
                 self.retry.retried_at_once();
+                self.summary.count_retry("page_cut");
                 tracing::warn!(
                     code = "page_cut",
                     "{error}; retrying at once with at most {limit} events per page (the API \
@@ -387,6 +399,7 @@ impl<'a> Collector<'a> {
             }
             error => match self.retry.next_delay(&error, random_unit()) {
                 Some(delay) => {
+                    self.summary.count_retry(tally::retry_cause(&error));
                     let code = match error {
                         ApiError::InvalidTimestamp { .. } => "clock_skew",
                         ApiError::Truncated { .. } => "truncated",
@@ -465,18 +478,28 @@ impl<'a> Collector<'a> {
         self.summary.retries = self.retry.total_retries;
     }
 
-    /// Remember how this run ended, for `state show`; best effort (the commit already happened).
-    fn record_run(&mut self) {
+    /// Remember how this run ended, for `state show` and the metrics, and add it to the totals;
+    /// best effort (the commit already happened).
+    fn record_run(&mut self, exit: Exit) {
         let Some(checkpointing) = &mut self.checkpointing else {
             return;
         };
+        let finished_at = unix_now();
         checkpointing.state.last_run = Some(RunRecord {
-            finished_at: unix_now(),
+            finished_at,
             events: self.summary.events,
             pages: self.summary.pages,
             caught_up: self.summary.caught_up,
             stopped_by: self.summary.stopped_by.map(|s| s.name().to_string()),
+            exit_code: Some(exit.code()),
+            duration_ms: u64::try_from(self.summary.elapsed.as_millis()).unwrap_or(u64::MAX),
         });
+        tally::add_run(
+            &mut checkpointing.state.totals,
+            &self.summary,
+            exit,
+            finished_at,
+        );
         if let Err(error) = checkpointing.file.save(&checkpointing.state) {
             tracing::warn!("{error}");
         }

@@ -107,6 +107,8 @@ pub(super) fn report_notices(notices: &[Notice], summary: &mut Summary) {
         match notice {
             Notice::Gap { from, to } => {
                 summary.lost_events = true;
+                summary.gaps += 1;
+                summary.gap_seconds += u64::try_from(to - from).unwrap_or(0);
                 tracing::error!(
                     code = "gap",
                     gap_from = from,
@@ -123,11 +125,15 @@ pub(super) fn report_notices(notices: &[Notice], summary: &mut Summary) {
                 describe(jiff_from(*from)),
                 describe(jiff_from(*to))
             ),
-            Notice::Recovering { from, reason } => tracing::warn!(
-                code = "recovering",
-                "{reason}: continuing by time from {}; events already delivered are dropped by hash",
-                describe(jiff_from(*from))
-            ),
+            Notice::Recovering { from, reason } => {
+                summary.recoveries += 1;
+                tracing::warn!(
+                    code = "recovering",
+                    "{reason}: continuing by time from {}; events already delivered are dropped \
+                     by hash",
+                    describe(jiff_from(*from))
+                )
+            }
         }
     }
 }

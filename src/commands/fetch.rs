@@ -3,7 +3,7 @@
 use crate::cli::Cli;
 use crate::collect::plan::{HORIZON, SAFETY_LAG};
 use crate::collect::signals::Signals;
-use crate::collect::{self, RunSetup, Start, StopReason, Summary};
+use crate::collect::{self, RunSetup, Start};
 use crate::config::timespec::{describe, parse_time};
 use crate::config::{ConfigError, Resolver, RunKind};
 use crate::diagnostics::error_reporting::Exit;
@@ -38,15 +38,7 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>) -> anyhow::Result<Exit> {
         start,
         signals: &signals,
     })?;
-    Ok(exit_for(&summary))
-}
-
-fn exit_for(summary: &Summary) -> Exit {
-    match summary.stopped_by {
-        Some(StopReason::Signal(signal)) => Exit::Interrupted(signal),
-        _ if summary.lost_events => Exit::DataLost,
-        _ => Exit::Success,
-    }
+    Ok(summary.exit())
 }
 
 /// `--from`/`--to` as Unix seconds, checked against what the API accepts.

@@ -131,6 +131,8 @@ pub const KEYS: &[Key] = &[
     key("retry_budget", "--retry-budget"),
     file_only("dedup_capacity"),
     file_only("spool_dir"),
+    // A deployment setting of the scheduled collector: only runs with state write it.
+    file_only("metrics_file"),
 ];
 
 pub fn env_name(key: &str) -> String {

@@ -3,7 +3,10 @@
 
 use crate::common;
 
-use common::BIN;
+use common::{BIN, Harness, Run, now};
+use fake_akamai::Fault;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 fn output_of(args: &[&str]) -> (i32, String, String) {
@@ -173,4 +176,238 @@ fn render_as_text(roff: &str) -> String {
     let out = child.wait_with_output().unwrap();
     // groff hyphenates at line ends; join the pieces so words are found whole.
     String::from_utf8_lossy(&out.stdout).replace("\u{2010}\n", "")
+}
+
+// --- metrics_file ---------------------------------------------------------------------------
+
+/// The harness's config with `metrics_file` set, and where that file is.
+fn with_metrics(harness: &Harness) -> PathBuf {
+    let path = harness.path("textfile/akamai_siem.prom");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut config = std::fs::read_to_string(&harness.config).unwrap();
+    config.push_str(&format!("metrics_file = {}\n", path.display()));
+    std::fs::write(&harness.config, config).unwrap();
+    path
+}
+
+/// The run's summary line as `name=value` pairs.
+fn summary_fields(run: &Run) -> HashMap<String, f64> {
+    let line = run
+        .stderr
+        .lines()
+        .rfind(|l| l.contains(" events=") && l.contains(" pages="))
+        .unwrap_or_else(|| panic!("no summary line in\n{}", run.stderr));
+    line.split_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .filter_map(|(name, value)| Some((name.to_string(), value.parse().ok()?)))
+        .collect()
+}
+
+/// The metrics file through a Prometheus text parser: `name` or `name{cause=…}` to value.
+/// Every sample line must parse, with a declared counter or gauge type, and carry the labels.
+fn parse_metrics(path: &Path, tenant: &str, config_ids: &str) -> HashMap<String, f64> {
+    use prometheus_parse::{Scrape, Value};
+    let text = std::fs::read_to_string(path).unwrap();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let sample_lines = text.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(
+        scrape.samples.len(),
+        sample_lines,
+        "unparsed lines in\n{text}"
+    );
+    let mut values = HashMap::new();
+    for sample in scrape.samples {
+        let value = match sample.value {
+            Value::Counter(v) => {
+                assert!(
+                    sample.metric.ends_with("_total"),
+                    "{} is a counter",
+                    sample.metric
+                );
+                v
+            }
+            Value::Gauge(v) => v,
+            other => panic!("{}: untyped or unexpected {other:?}", sample.metric),
+        };
+        assert!(
+            scrape.docs.contains_key(&sample.metric),
+            "{} has no HELP",
+            sample.metric
+        );
+        if sample.metric == "akamai_siem_build_info" {
+            continue;
+        }
+        assert_eq!(
+            sample.labels.get("tenant"),
+            Some(tenant),
+            "{}",
+            sample.metric
+        );
+        assert_eq!(sample.labels.get("config_ids"), Some(config_ids));
+        let key = match sample.labels.get("cause") {
+            Some(cause) => format!("{}{{cause={cause}}}", sample.metric),
+            None => sample.metric.clone(),
+        };
+        assert!(
+            values.insert(key, value).is_none(),
+            "{} twice",
+            sample.metric
+        );
+    }
+    values
+}
+
+fn metric(values: &HashMap<String, f64>, name: &str) -> f64 {
+    *values
+        .get(&format!("akamai_siem_{name}"))
+        .unwrap_or_else(|| panic!("no akamai_siem_{name} in {values:?}"))
+}
+
+#[test]
+fn the_metrics_file_matches_each_runs_summary_and_its_counters_grow_across_runs() {
+    let harness = Harness::with_defaults();
+    let metrics = with_metrics(&harness);
+    let ids = harness.fake.config_ids();
+    harness.fake.append_events_at(25, now() - 120.0);
+    harness.fake.inject(Fault::TooManyRequests {
+        retry_after_secs: 0,
+    });
+    let first = harness.run(&["--limit", "10"]);
+    first.assert_code(0).assert_no_secret(&harness);
+    let summary = summary_fields(&first);
+    let after_first = parse_metrics(&metrics, "default", &ids);
+    for (name, field) in [
+        ("events_delivered_total", "events"),
+        ("duplicates_dropped_total", "duplicates"),
+        ("pages_total", "pages"),
+        ("response_bytes_total", "response_bytes"),
+        ("output_bytes_total", "output_bytes"),
+    ] {
+        assert_eq!(metric(&after_first, name), summary[field], "{name}");
+    }
+    assert_eq!(metric(&after_first, "events_delivered_total"), 25.0);
+    assert_eq!(summary["retries"], 1.0);
+    assert_eq!(
+        metric(&after_first, "retries_total{cause=rate_limited}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&after_first, "retries_total{cause=server_error}"),
+        0.0
+    );
+    assert_eq!(metric(&after_first, "runs_total"), 1.0);
+    assert_eq!(metric(&after_first, "runs_failed_total"), 0.0);
+    assert_eq!(metric(&after_first, "last_run_exit_code"), 0.0);
+    assert_eq!(metric(&after_first, "last_run_caught_up"), 1.0);
+    let seconds = summary["seconds"];
+    let duration = metric(&after_first, "last_run_duration_seconds");
+    assert!((duration - seconds).abs() < 0.05, "{duration} vs {seconds}");
+    let finished = metric(&after_first, "last_run_timestamp_seconds");
+    assert!((now() - finished).abs() < 30.0, "{finished}");
+    assert_eq!(
+        metric(&after_first, "last_success_timestamp_seconds"),
+        finished
+    );
+    // Caught up: the checkpoint is about the API's safety lag behind, far from the horizon.
+    let lag = metric(&after_first, "checkpoint_lag_seconds");
+    assert!((0.0..600.0).contains(&lag), "lag {lag}");
+    let left = metric(&after_first, "horizon_remaining_seconds");
+    assert_eq!(left, 43_200.0 - lag);
+
+    // A second run adds to the counters; the file is replaced whole.
+    harness.fake.append_events(7);
+    harness.fake.inject(Fault::Status(503));
+    let second = harness.run(&["--limit", "10"]);
+    second.assert_code(0);
+    let summary = summary_fields(&second);
+    let after_second = parse_metrics(&metrics, "default", &ids);
+    assert_eq!(summary["events"], 7.0);
+    for (name, field) in [
+        ("events_delivered_total", "events"),
+        ("pages_total", "pages"),
+        ("response_bytes_total", "response_bytes"),
+        ("output_bytes_total", "output_bytes"),
+    ] {
+        assert_eq!(
+            metric(&after_second, name),
+            metric(&after_first, name) + summary[field],
+            "{name} must grow by the second run's {field}"
+        );
+    }
+    assert_eq!(metric(&after_second, "runs_total"), 2.0);
+    assert_eq!(
+        metric(&after_second, "retries_total{cause=server_error}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&after_second, "retries_total{cause=rate_limited}"),
+        1.0
+    );
+
+    // A failed run is counted, says its exit code, and is no success.
+    harness.fake.inject(Fault::Status(401));
+    let failed = harness.run(&[]);
+    failed.assert_code(4).assert_no_secret(&harness);
+    let after_failure = parse_metrics(&metrics, "default", &ids);
+    assert_eq!(metric(&after_failure, "runs_total"), 3.0);
+    assert_eq!(metric(&after_failure, "runs_failed_total"), 1.0);
+    assert_eq!(metric(&after_failure, "last_run_exit_code"), 4.0);
+    assert_eq!(
+        metric(&after_failure, "last_success_timestamp_seconds"),
+        metric(&after_second, "last_success_timestamp_seconds")
+    );
+    assert_eq!(
+        metric(&after_failure, "events_delivered_total"),
+        metric(&after_second, "events_delivered_total")
+    );
+    let left: Vec<_> = std::fs::read_dir(metrics.parent().unwrap())
+        .unwrap()
+        .collect();
+    assert_eq!(left.len(), 1, "only the metrics file, no temporary");
+}
+
+#[test]
+fn a_replay_leaves_the_scheduled_collectors_metrics_alone() {
+    let harness = Harness::with_defaults();
+    let metrics = with_metrics(&harness);
+    harness.fake.append_events_at(5, now() - 300.0);
+    harness.run(&[]).assert_code(0);
+    let before = std::fs::read_to_string(&metrics).unwrap();
+    // Its counters are not the collector's: writing them would read as a counter reset.
+    for args in [&["--from", "-10m"][..], &["--no-state"][..]] {
+        harness.run(args).assert_code(0);
+        assert_eq!(
+            std::fs::read_to_string(&metrics).unwrap(),
+            before,
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_metrics_file_in_a_missing_directory_is_refused_before_fetching() {
+    let harness = Harness::with_defaults();
+    let mut config = std::fs::read_to_string(&harness.config).unwrap();
+    let missing = harness.path("no-such-dir/akamai_siem.prom");
+    config.push_str(&format!("metrics_file = {}\n", missing.display()));
+    std::fs::write(&harness.config, config).unwrap();
+    let run = harness.run(&[]);
+    run.assert_code(3);
+    assert!(run.stderr.contains("`metrics_file`"), "{}", run.stderr);
+    assert!(run.stderr.contains("no-such-dir"), "{}", run.stderr);
+    assert!(harness.fake.requests().is_empty(), "nothing is fetched");
+}
+
+#[test]
+#[ignore = "needs promtool"]
+fn promtool_accepts_the_metrics_file() {
+    let harness = Harness::with_defaults();
+    let metrics = with_metrics(&harness);
+    harness.fake.append_events_at(5, now() - 300.0);
+    harness.run(&[]).assert_code(0);
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    // `check metrics` also lints names, units and HELP by Prometheus' conventions.
+    let (code, problems) = pipe_into("promtool", &["check", "metrics"], &text);
+    assert_eq!(code, 0, "promtool: {problems}\n{text}");
+    assert_eq!(problems.trim(), "", "promtool lints:\n{text}");
 }
