@@ -13,11 +13,13 @@ pub mod signals;
 
 mod delivery;
 mod opening;
+mod progress;
 mod report;
 mod tally;
 
 use delivery::Delivery;
 use opening::{Checkpointing, open_state_and_output};
+use progress::ProgressLine;
 use report::report_notices;
 
 use crate::checkpoint::{RunLock, RunRecord, Seen, State, StateFile};
@@ -160,9 +162,17 @@ pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
     };
     let pool =
         FormatPool::new(setup.output, DEFAULT_WORKERS).context("starting the format workers")?;
+    // What a person watching the run sees it work through: the replay's range, or from the
+    // checkpoint to what the API serves now.
+    let range = replay.or_else(|| {
+        planner
+            .checkpoint()
+            .map(|from| (from, now - plan::SAFETY_LAG))
+    });
     let mut collector = Collector::new(&setup, checkpointing, sink, seen, planner, pool);
     collector.summary = summary;
     collector.replay = replay;
+    collector.delivery.progress = ProgressLine::new(range);
     collector.finish(started)
 }
 
@@ -211,6 +221,7 @@ impl<'a> Collector<'a> {
                 shrunk_events: 0,
                 page_max_start: None,
                 budget_hit: None,
+                progress: ProgressLine::new(None),
             },
             checkpointing,
             planner,
@@ -222,6 +233,7 @@ impl<'a> Collector<'a> {
 
     fn finish(mut self, started: Instant) -> anyhow::Result<Summary> {
         let result = self.pages();
+        self.delivery.progress.clear();
         self.collect_counters();
         self.summary.elapsed = started.elapsed();
         // The cause first, then the summary: every run ends with its summary line.

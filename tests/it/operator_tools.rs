@@ -411,3 +411,98 @@ fn promtool_accepts_the_metrics_file() {
     assert_eq!(code, 0, "promtool: {problems}\n{text}");
     assert_eq!(problems.trim(), "", "promtool lints:\n{text}");
 }
+
+// --- progress on a terminal only -----------------------------------------------------------
+
+const REPLAYED: u64 = 1500;
+
+/// A replay slow enough (about two seconds) for the progress line to be drawn more than once.
+fn slow_replay(harness: &Harness) -> Vec<String> {
+    harness
+        .fake
+        .append_events_spread(REPLAYED as usize, now() - 540.0, now() - 120.0);
+    harness.fake.inject(Fault::Slow {
+        delay_per_event: std::time::Duration::from_millis(1),
+    });
+    let events = harness.path("events.json");
+    vec![
+        "--config".into(),
+        harness.config.to_str().unwrap().into(),
+        "--diagnostics".into(),
+        "text".into(),
+        "--from".into(),
+        "-10m".into(),
+        "--output".into(),
+        events.to_str().unwrap().into(),
+    ]
+}
+
+#[test]
+fn no_progress_is_drawn_when_stderr_is_a_pipe() {
+    let harness = Harness::with_defaults();
+    let args = slow_replay(&harness);
+    let args: Vec<&str> = args.iter().skip(4).map(String::as_str).collect();
+    let run = harness.run(&args);
+    run.assert_code(0);
+    assert!(!run.stderr.contains('\r'), "{:?}", run.stderr);
+    assert!(!run.stderr.contains("MB/s"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("20 events in 1 page(s)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_replay_on_a_terminal_shows_events_rate_and_how_far_it_got() {
+    let harness = Harness::with_defaults();
+    let args = slow_replay(&harness);
+    // util-linux `script` runs the command on a pseudo-terminal: stderr is a TTY there.
+    let quoted: Vec<String> = std::iter::once(BIN.to_string())
+        .chain(args)
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let mut command = Command::new("script");
+    command
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .current_dir(harness.dir.path())
+        .env("HOME", harness.dir.path().join("home"))
+        .stdin(Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AKAMAI_SIEM_") || name.to_ascii_lowercase().ends_with("_proxy") {
+            command.env_remove(name);
+        }
+    }
+    let out = command.output().expect("script (util-linux)");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{terminal}");
+    let drawn = regex::Regex::new(
+        r"\rakamai-siem: (\d+) events, \d+\.\d MB/s, (\d+)% of the time range\x1b\[K",
+    )
+    .unwrap();
+    let progress: Vec<(u64, u64)> = drawn
+        .captures_iter(&terminal)
+        .map(|c| (c[1].parse().unwrap(), c[2].parse().unwrap()))
+        .collect();
+    assert!(progress.len() >= 2, "{terminal:?}");
+    // Events and the share of the range only go up: the range is worked through.
+    assert!(
+        progress
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        "{progress:?}"
+    );
+    assert!(progress.last().unwrap().1 > progress[0].1, "{progress:?}");
+    // Cleared before the run's last words, and the summary stays readable.
+    let end = terminal.rfind("% of the time range\x1b[K").unwrap();
+    assert!(
+        terminal[end..].contains("\x1b[K\r\x1b[Kakamai-siem: "),
+        "{terminal:?}"
+    );
+    let summary = format!("akamai-siem: info: {REPLAYED} events in 1 page(s)");
+    assert!(terminal.contains(&summary), "{terminal:?}");
+    // The events went where they were sent, untouched by the progress line.
+    let events = common::read(&harness.path("events.json"));
+    assert_eq!(common::ids_in(&events).len() as u64, REPLAYED);
+    assert!(!events.contains('\r'));
+}
