@@ -12,6 +12,7 @@ mod hostile_input;
 mod install;
 mod operator;
 mod operator_tools;
+mod packages;
 mod run_edges;
 mod stateful;
 mod wazuh;
