@@ -412,6 +412,43 @@ fn promtool_accepts_the_metrics_file() {
     assert_eq!(problems.trim(), "", "promtool lints:\n{text}");
 }
 
+#[test]
+#[ignore = "needs promtool"]
+fn the_readmes_alert_rules_are_valid_and_name_real_metrics() {
+    let readme = common::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let rules = readme
+        .split("```yaml\n")
+        .find(|block| block.contains("AkamaiSiemNoSuccessfulRun"))
+        .and_then(|block| block.split("```").next())
+        .expect("the alert rules in README.md");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("akamai-siem.rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every metric an alert uses is one the collector writes.
+    let harness = Harness::with_defaults();
+    let metrics = with_metrics(&harness);
+    harness.run(&[]).assert_code(0);
+    let written = std::fs::read_to_string(&metrics).unwrap();
+    let names = regex::Regex::new(r"akamai_siem_[a-z_]+").unwrap();
+    for name in names.find_iter(rules) {
+        assert!(
+            written.contains(&format!("\n{}{{", name.as_str())),
+            "{} is not written",
+            name.as_str()
+        );
+    }
+}
+
 // --- progress on a terminal only -----------------------------------------------------------
 
 const REPLAYED: u64 = 1500;
