@@ -7,9 +7,9 @@ use std::process::Command;
 fn main() {
     // Cargo sets TARGET for build scripts: the triple being compiled for (the musl one too).
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".to_string());
-    println!("cargo:rustc-env=AKAMAI_SIEM_BUILD_TARGET={target}");
-    println!("cargo:rustc-env=AKAMAI_SIEM_GIT_COMMIT={}", commit());
-    println!("cargo:rerun-if-env-changed=AKAMAI_SIEM_GIT_COMMIT");
+    println!("cargo:rustc-env=BUILD_TARGET={target}");
+    println!("cargo:rustc-env=BUILD_GIT_COMMIT={}", commit());
+    println!("cargo:rerun-if-env-changed=BUILD_GIT_COMMIT");
     // Rebuild when HEAD moves: HEAD itself (a checkout) and the branch it points to (a commit).
     // Paths come from git, so a worktree (whose .git is a file) works too.
     for name in ["HEAD", "packed-refs"] {
@@ -25,11 +25,11 @@ fn main() {
 }
 
 /// The commit HEAD names. A source tarball without git is not a failure ("unknown"), and a
-/// packager building outside the checkout can say which commit it is (AKAMAI_SIEM_GIT_COMMIT).
+/// packager building outside the checkout can say which commit it is (BUILD_GIT_COMMIT).
 /// No "-dirty" mark: cargo reruns this script when HEAD moves, not on every edit, so the mark
 /// would go stale and lie.
 fn commit() -> String {
-    if let Ok(given) = std::env::var("AKAMAI_SIEM_GIT_COMMIT")
+    if let Ok(given) = std::env::var("BUILD_GIT_COMMIT")
         && !given.trim().is_empty()
     {
         return given.trim().to_string();

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
-    env!("AKAMAI_SIEM_GIT_COMMIT"),
+    env!("BUILD_GIT_COMMIT"),
     ", ",
-    env!("AKAMAI_SIEM_BUILD_TARGET"),
+    env!("BUILD_TARGET"),
     ")"
 );
 

@@ -145,8 +145,8 @@ pub fn render(tenant: &str, state: &State, now: i64) -> String {
     let build = format!(
         "version=\"{}\",commit=\"{}\",target=\"{}\"",
         escape(env!("CARGO_PKG_VERSION")),
-        escape(env!("AKAMAI_SIEM_GIT_COMMIT")),
-        escape(env!("AKAMAI_SIEM_BUILD_TARGET"))
+        escape(env!("BUILD_GIT_COMMIT")),
+        escape(env!("BUILD_TARGET"))
     );
     out.header(
         "build_info",

@@ -1,4 +1,5 @@
-//! The .deb and .rpm that `packaging/build` makes (CI builds them first): what they install,
+//! The .deb and .rpm that `packaging/build` makes (.ci/run installs the packagers and builds
+//! them before the ignored tests, which need them): what they install,
 //! with which modes, which files are conffiles, and that installing touches no Wazuh
 //! installation and enables nothing.
 
@@ -88,7 +89,7 @@ const FILES: &[(&str, &str)] = &[
 ];
 
 #[test]
-#[ignore = "needs packaging/build"]
+#[ignore = "needs cargo-deb"]
 fn the_deb_installs_the_tool_its_config_units_wazuh_files_man_pages_and_completions() {
     let deb = package(".deb");
     let deb = deb.to_str().unwrap();
@@ -159,7 +160,7 @@ fn the_deb_installs_the_tool_its_config_units_wazuh_files_man_pages_and_completi
 }
 
 #[test]
-#[ignore = "needs packaging/build"]
+#[ignore = "needs cargo-deb"]
 fn what_the_deb_installs_works_together() {
     let deb = package(".deb");
     let root = tempfile::tempdir().unwrap();
