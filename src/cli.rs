@@ -38,6 +38,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub fetch: FetchArgs,
+
+    #[command(flatten)]
+    pub syslog: SyslogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,9 +104,13 @@ pub struct SettingsArgs {
     /// INI config file [default: ./akamai_config.ini, then beside the executable]
     #[arg(long, short = 'c', global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Section of the config file (and of the .edgerc) to use [default: default]
+    /// Section of the config file (and of the .edgerc) to use [default: default]; repeat it to
+    /// collect several tenants in one run
     #[arg(long, short = 's', global = true, value_name = "NAME")]
-    pub section: Option<String>,
+    pub section: Vec<String>,
+    /// Every section of the config file that has credentials, each a tenant
+    #[arg(long, global = true, conflicts_with = "section")]
+    pub all_sections: bool,
     /// Akamai .edgerc to take credentials from [default: ~/.edgerc when the config has none]
     #[arg(long, global = true, value_name = "PATH")]
     pub edgerc: Option<String>,
@@ -135,8 +142,9 @@ pub struct SettingsArgs {
     /// json [default: auto]
     #[arg(long, global = true, value_name = "MODE")]
     pub diagnostics: Option<String>,
-    /// Append events to FILE instead of printing them (`-` for stdout)
-    #[arg(long, short = 'o', global = true, value_name = "FILE")]
+    /// Append events to FILE instead of printing them (`-` for stdout), or send them to a
+    /// syslog receiver: syslog://HOST:PORT (TCP), syslog+tls://HOST:PORT, syslog+udp://HOST:PORT
+    #[arg(long, short = 'o', global = true, value_name = "FILE|URL")]
     pub output: Option<String>,
     /// wazuh (default), json (the decoded event) or raw (the API's lines untouched)
     #[arg(long, short = 'f', global = true, value_name = "FORMAT")]
@@ -179,6 +187,9 @@ pub struct FetchArgs {
     /// Total time one run may spend waiting to retry [default: 120s]
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_budget: Option<String>,
+    /// Tenants fetched at once, with several --section or --all-sections [default: 4]
+    #[arg(long, global = true, value_name = "N")]
+    pub parallel: Option<String>,
     /// Replay from this time (Unix seconds, RFC 3339, or relative like -2h); implies --no-state
     #[arg(long, global = true, value_name = "TIME", allow_hyphen_values = true)]
     pub from: Option<String>,
@@ -193,11 +204,46 @@ pub struct FetchArgs {
     pub to: Option<String>,
 }
 
+/// How events look on a syslog output (`--output syslog://…`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Syslog output")]
+pub struct SyslogArgs {
+    /// rfc3164 (what Wazuh's remote syslog parses), rfc5424 or json (no header) [default: rfc3164]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub syslog_format: Option<String>,
+    /// newline (RFC 6587 non-transparent) or octet-counting [default: newline]
+    #[arg(long, global = true, value_name = "FRAMING")]
+    pub syslog_framing: Option<String>,
+    /// Facility name or number [default: local0]
+    #[arg(long, global = true, value_name = "FACILITY")]
+    pub syslog_facility: Option<String>,
+    /// auto (deny → warning, alert → notice, else info) or a fixed severity [default: auto]
+    #[arg(long, global = true, value_name = "SEVERITY")]
+    pub syslog_severity: Option<String>,
+    /// APP-NAME / program name in the header [default: akamai-siem]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub syslog_app_name: Option<String>,
+    /// HOSTNAME in the header [default: this machine's name]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub syslog_hostname: Option<String>,
+    /// CA certificate (PEM) that signed the syslog+tls receiver's certificate [default: the
+    /// system's trusted roots]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub syslog_ca_file: Option<String>,
+    /// Client certificate (PEM) for a receiver that requires mutual TLS
+    #[arg(long, global = true, value_name = "PATH")]
+    pub syslog_client_cert: Option<String>,
+    /// Its private key (PEM)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub syslog_client_key: Option<String>,
+}
+
 impl Cli {
     pub fn overrides(&self) -> Overrides {
         let s = &self.settings;
         let f = &self.fetch;
-        let pairs: [(&'static str, &Option<String>); 22] = [
+        let y = &self.syslog;
+        let pairs: [(&'static str, &Option<String>); 32] = [
             ("edgerc", &s.edgerc),
             ("edgerc_section", &s.edgerc_section),
             ("host", &s.host),
@@ -220,10 +266,22 @@ impl Cli {
             ("max_events", &f.max_events),
             ("max_bytes", &f.max_bytes),
             ("retry_budget", &f.retry_budget),
+            ("parallel", &f.parallel),
+            ("syslog_format", &y.syslog_format),
+            ("syslog_framing", &y.syslog_framing),
+            ("syslog_facility", &y.syslog_facility),
+            ("syslog_severity", &y.syslog_severity),
+            ("syslog_app_name", &y.syslog_app_name),
+            ("syslog_hostname", &y.syslog_hostname),
+            ("syslog_ca_file", &y.syslog_ca_file),
+            ("syslog_client_cert", &y.syslog_client_cert),
+            ("syslog_client_key", &y.syslog_client_key),
         ];
         Overrides {
             config: s.config.clone(),
-            section: s.section.clone(),
+            section: s.section.first().cloned(),
+            sections: s.section.clone(),
+            all_sections: s.all_sections,
             values: pairs
                 .into_iter()
                 .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.clone())))

@@ -36,7 +36,7 @@ pub use checkpoint::event_hash;
 pub use cli::Cli;
 pub use commands::{main, main_with_usage_error};
 pub use config::secret::Secret;
-pub use config::{ApiSettings, Format, OutputSettings, OutputTarget, parse_config_ids};
+pub use config::{ApiSettings, Format, OutputSettings, OutputTarget, Tags, parse_config_ids};
 pub use pipeline::classify::parse_context;
 pub use pipeline::decode::decode_event;
 pub use pipeline::event::Value;

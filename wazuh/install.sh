@@ -3,11 +3,12 @@
 # that exists), and the rules. Prints the ossec.conf snippet to add. Safe to run again.
 # Directories that exist already (Wazuh's own) keep their owner and mode.
 #
-#   sudo wazuh/install.sh [--binary PATH] [--route wodle|file] [--prefix /var/ossec]
+#   sudo wazuh/install.sh [--binary PATH] [--route wodle|file|syslog] [--prefix /var/ossec]
 #
 # --binary   the akamai-siem binary (default: $CARGO_TARGET_DIR, else target/, then
 #            release/akamai-siem, x86_64-unknown-linux-musl/release/akamai-siem, ./akamai-siem)
-# --route    which ossec.conf snippet to print (default: wodle)
+# --route    which ossec.conf snippet to print (default: wodle; syslog: the manager's
+#            <remote> listener, for akamai-siem running on another host)
 # --prefix   Wazuh's installation directory (default: /var/ossec)
 set -euo pipefail
 # shellcheck disable=SC2046 # $(own ...) expands to separate words on purpose
@@ -23,13 +24,13 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary=${2:?--binary needs a path}; shift 2 ;;
-    --route) route=${2:?--route needs wodle or file}; shift 2 ;;
+    --route) route=${2:?--route needs wodle, file or syslog}; shift 2 ;;
     --prefix) prefix=${2:?--prefix needs a directory}; shift 2 ;;
     -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (try --help)" ;;
   esac
 done
-case "$route" in wodle|file) ;; *) die "--route must be wodle or file" ;; esac
+case "$route" in wodle|file|syslog) ;; *) die "--route must be wodle, file or syslog" ;; esac
 
 if [ -z "$binary" ]; then
   # Where cargo builds: a relative CARGO_TARGET_DIR is relative to the caller's directory, as
@@ -89,6 +90,13 @@ fi
 install -m 0660 $(own "$group") "$root/wazuh/akamai_rules.xml" "$rules"
 echo "rules    $rules (ids 110000-110999)"
 
+# Needed only for lines that arrive by remote syslog, harmless otherwise: it matches nothing
+# but the program name akamai-siem.
+decoders_dir="$prefix/etc/decoders"
+new_dir 0770 "$group" "$decoders_dir"
+install -m 0660 $(own "$group") "$root/wazuh/akamai_decoders.xml" "$decoders_dir/akamai_decoders.xml"
+echo "decoder  $decoders_dir/akamai_decoders.xml (lines by remote syslog)"
+
 # The shipped snippets, cron line and units name the default prefix.
 at_prefix() {
   local line
@@ -111,6 +119,11 @@ if [ "$route" = file ]; then
        systemctl daemon-reload && systemctl enable --now akamai-siem.timer
      and rotate its files:
        cp $root/wazuh/akamai-siem.logrotate /etc/logrotate.d/akamai-siem$adapt"
+elif [ "$route" = syslog ]; then
+  snippet="$root/wazuh/ossec-remote-syslog.xml"
+  run_hint="On the collector host, run akamai-siem from cron or a systemd timer with
+       output = syslog://THIS-MANAGER:514
+     in its config (see README, \"Syslog output\"), and put its address in <allowed-ips>."
 else
   snippet="$root/wazuh/ossec-wodle.xml"
   run_hint="The wodle runs it every 5 minutes."

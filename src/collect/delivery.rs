@@ -22,6 +22,8 @@ pub(super) struct Delivery {
     pub(super) budget_hit: Option<StopReason>,
     /// On a terminal only.
     pub(super) progress: ProgressLine,
+    /// The run's budget shared with other tenants: asked for more when this one's is spent.
+    pub(super) pool: Option<std::sync::Arc<BudgetPool>>,
 }
 
 impl Deliver for Delivery {
@@ -33,15 +35,17 @@ impl Deliver for Delivery {
             self.duplicates += 1;
             return Ok(Flow::Continue);
         }
-        if self.events >= self.max_events {
+        if self.events >= self.max_events && !self.more_from_the_pool() {
             self.budget_hit = Some(StopReason::MaxEvents);
             return Ok(Flow::Stop);
         }
         let length = event.line.len() as u64 + 1;
         // The first event always goes, so a single huge event cannot stall the collector.
-        if self.events > 0 && self.bytes + length > self.max_bytes {
-            self.budget_hit = Some(StopReason::MaxBytes);
-            return Ok(Flow::Stop);
+        while self.events > 0 && self.bytes + length > self.max_bytes {
+            if !self.more_from_the_pool() {
+                self.budget_hit = Some(StopReason::MaxBytes);
+                return Ok(Flow::Stop);
+            }
         }
         if self.sink.needs_flush_before(event.line.len()) {
             self.flush()?;
@@ -61,6 +65,32 @@ impl Deliver for Delivery {
 }
 
 impl Delivery {
+    /// Whether any of the budget is left, asking the shared pool when this tenant's is spent.
+    pub(super) fn has_allowance(&mut self) -> bool {
+        self.events < self.max_events || self.more_from_the_pool()
+    }
+
+    /// Take a fair part of what other tenants left; false when nothing more is free.
+    fn more_from_the_pool(&mut self) -> bool {
+        let Some(pool) = &self.pool else {
+            return false;
+        };
+        let more = pool.grant();
+        self.max_events += more.events;
+        self.max_bytes += more.bytes;
+        more.events > 0 && more.bytes > 0
+    }
+
+    /// Give back what this tenant did not use, once its run is over.
+    pub(super) fn return_unused(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.finish(Allowance {
+                events: self.max_events.saturating_sub(self.events),
+                bytes: self.max_bytes.saturating_sub(self.bytes),
+            });
+        }
+    }
+
     /// Write the buffered lines, then journal exactly their hashes.
     pub(super) fn flush(&mut self) -> anyhow::Result<()> {
         if let Err(error) = self.sink.flush() {

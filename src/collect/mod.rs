@@ -7,9 +7,11 @@
 //! delivered but the offset stays, so the next request repeats the page and the replayed events
 //! are dropped by hash.
 
+pub mod budget;
 pub mod plan;
 pub mod retry;
 pub mod signals;
+pub mod tenants;
 
 mod delivery;
 mod opening;
@@ -31,6 +33,7 @@ use crate::sink::{self, Reconciled, Sink};
 use crate::source::api::{ApiError, Client, Query, Request};
 use crate::source::page::{Deliver, Event, Flow, PageEnd, PageError, PageReader, PageStats};
 use anyhow::Context as _;
+use budget::{Allowance, BudgetPool};
 use plan::{Notice, PageResult, PlanSettings, Planner, Progress, window_range};
 use retry::{Retry, random_unit};
 use signals::Signals;
@@ -88,6 +91,8 @@ pub struct Summary {
     pub recoveries: u64,
     pub gaps: u64,
     pub gap_seconds: u64,
+    /// Reconnections and resends to a remote output (syslog, HTTP).
+    pub output_retries: u64,
     pub spilled_bytes: u64,
     pub caught_up: bool,
     pub stopped_by: Option<StopReason>,
@@ -103,6 +108,9 @@ pub struct RunSetup<'a> {
     pub output: &'a OutputSettings,
     pub start: Start<'a>,
     pub signals: &'a Signals,
+    /// The budget shared with the run's other tenants (`collect` then holds this tenant's
+    /// first share); `None` for a run of one.
+    pub pool: Option<std::sync::Arc<BudgetPool>>,
 }
 
 impl RunSetup<'_> {
@@ -222,6 +230,7 @@ impl<'a> Collector<'a> {
                 page_max_start: None,
                 budget_hit: None,
                 progress: ProgressLine::new(None),
+                pool: setup.pool.clone(),
             },
             checkpointing,
             planner,
@@ -234,11 +243,12 @@ impl<'a> Collector<'a> {
     fn finish(mut self, started: Instant) -> anyhow::Result<Summary> {
         let result = self.pages();
         self.delivery.progress.clear();
+        self.delivery.return_unused();
         self.collect_counters();
         self.summary.elapsed = started.elapsed();
         // The cause first, then the summary: every run ends with its summary line.
         let exit = match &result {
-            Ok(()) => self.summary.exit(),
+            Ok(()) => tenants::exit_for(&self.summary),
             Err(error) => error_reporting::log(error),
         };
         self.record_run(exit);
@@ -261,7 +271,7 @@ impl<'a> Collector<'a> {
                 self.summary.stopped_by = Some(StopReason::Signal(signal));
                 return Ok(());
             }
-            if self.delivery.events >= self.delivery.max_events {
+            if !self.delivery.has_allowance() {
                 self.summary.stopped_by = Some(StopReason::MaxEvents);
                 return Ok(());
             }
@@ -488,6 +498,7 @@ impl<'a> Collector<'a> {
         self.summary.events_with_decode_errors = d.events_with_decode_errors;
         self.summary.shrunk_events = d.shrunk_events;
         self.summary.retries = self.retry.total_retries;
+        self.summary.output_retries = self.delivery.sink.retries();
     }
 
     /// Remember how this run ended, for `state show` and the metrics, and add it to the totals;

@@ -13,7 +13,8 @@ pub(super) type Opened = (Option<Checkpointing>, Sink, Seen);
 
 pub(super) fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Opened> {
     let Start::Stateful(settings) = setup.start else {
-        let (sink, _) = sink::open(&setup.output.target, None, false)?;
+        let (mut sink, _) = sink::open(&setup.output.target, None, false)?;
+        sink.set_stop(setup.signals.stop_flag());
         return Ok((None, sink, Seen::in_memory(STATELESS_DEDUP)));
     };
     let lock = RunLock::acquire(&settings.path)?;
@@ -24,6 +25,7 @@ pub(super) fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Open
         .unwrap_or_else(|| State::new(&setup.api.host, &setup.config_ids()));
     // The state moves past what stdout takes: stdout must be someone's.
     let (mut sink, reconciled) = sink::open(&setup.output.target, state.output.as_ref(), true)?;
+    sink.set_stop(setup.signals.stop_flag());
     if matches!(setup.output.target, OutputTarget::File(_)) && reconciled != Reconciled::Continued {
         // Commit where this file starts before the first write, so that what a crash or a full
         // disk leaves behind in it is cut by the next run, even after a first run.
@@ -38,11 +40,17 @@ pub(super) fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Open
              uncommitted bytes from the output file; those events are fetched again"
         ),
         Reconciled::Rotated => tracing::info!("the output file was rotated since the last run"),
-        Reconciled::New | Reconciled::Continued => {}
+        Reconciled::New | Reconciled::Continued | Reconciled::Unconfirmed | Reconciled::Shared => {}
     }
+    // Hashes journalled after the last commit stand for lines that are still in the output
+    // (a new or rotated file, stdout's reader) unless the tail was cut, or a remote receiver
+    // never confirmed them: then those events must be sent again, not dropped as replays.
     let keep_uncommitted = !matches!(
         reconciled,
-        Reconciled::CutTail { .. } | Reconciled::Continued
+        Reconciled::CutTail { .. }
+            | Reconciled::Continued
+            | Reconciled::Unconfirmed
+            | Reconciled::Shared
     );
     let seen = Seen::open(
         &settings.path,

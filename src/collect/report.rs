@@ -89,6 +89,7 @@ impl Collector<'_> {
             response_bytes = s.response_bytes,
             output_bytes = s.output_bytes,
             retries = s.retries,
+            output_retries = s.output_retries,
             spooled_bytes = s.spilled_bytes,
             seconds = format!("{:.3}", s.elapsed.as_secs_f64()),
             "{} events in {} page(s), {status}; {position}",

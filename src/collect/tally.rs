@@ -35,15 +35,6 @@ impl Summary {
     pub(super) fn count_retry(&mut self, cause: &'static str) {
         *self.retry_causes.entry(cause).or_insert(0) += 1;
     }
-
-    /// The exit code of a run that ended without an error.
-    pub fn exit(&self) -> Exit {
-        match self.stopped_by {
-            Some(StopReason::Signal(signal)) => Exit::Interrupted(signal),
-            _ if self.lost_events => Exit::DataLost,
-            _ => Exit::Success,
-        }
-    }
 }
 
 impl Collector<'_> {
@@ -131,21 +122,5 @@ mod tests {
             "every cause has a series"
         );
         assert_eq!(totals.retries.len(), RETRY_CAUSES.len());
-    }
-
-    #[test]
-    fn a_lost_interval_or_a_signal_is_not_a_clean_exit() {
-        let lost = Summary {
-            lost_events: true,
-            ..Summary::default()
-        };
-        assert_eq!(lost.exit(), Exit::DataLost);
-        let stopped = Summary {
-            stopped_by: Some(StopReason::Signal(15)),
-            lost_events: true,
-            ..Summary::default()
-        };
-        assert_eq!(stopped.exit(), Exit::Interrupted(15));
-        assert_eq!(Summary::default().exit(), Exit::Success);
     }
 }

@@ -110,10 +110,19 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyh
     Ok(Exit::Success)
 }
 
-/// The run appends to an existing output file, or creates it in its directory.
+/// The run appends to an existing output file, or creates it in its directory; a syslog
+/// receiver must accept a session (and, for TLS, the certificates), which sends no message.
 fn check_output_is_writable(output: &OutputSettings) -> anyhow::Result<()> {
-    let OutputTarget::File(path) = &output.target else {
-        return Ok(());
+    let path = match &output.target {
+        OutputTarget::File(path) | OutputTarget::SharedFile(path) => path,
+        OutputTarget::Syslog(settings) => {
+            // One attempt: a check answers now; the run itself retries within its budget.
+            let mut once = settings.clone();
+            once.retry_budget = std::time::Duration::ZERO;
+            crate::sink::open(&OutputTarget::Syslog(once), None, false)?;
+            return Ok(());
+        }
+        OutputTarget::Stdout => return Ok(()),
     };
     let result = match std::fs::metadata(path) {
         // Opening for appending writes nothing, not even the modification time.
@@ -201,5 +210,15 @@ fn describe_output(output: &OutputSettings) -> String {
     match &output.target {
         OutputTarget::Stdout => format!("stdout, {format} format"),
         OutputTarget::File(path) => format!("{} (appended), {format} format", path.display()),
+        OutputTarget::SharedFile(path) => format!(
+            "{} (appended, shared with the run's other tenants), {format} format",
+            path.display()
+        ),
+        OutputTarget::Syslog(syslog) => format!(
+            "{} ({:?} messages, {:?} framing), {format} format",
+            syslog.url(),
+            syslog.format,
+            syslog.framing
+        ),
     }
 }

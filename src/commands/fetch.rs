@@ -3,18 +3,34 @@
 use crate::cli::Cli;
 use crate::collect::plan::{HORIZON, SAFETY_LAG};
 use crate::collect::signals::Signals;
+use crate::collect::tenants::{self, Mode, Tenant, exit_for};
 use crate::collect::{self, RunSetup, Start};
 use crate::config::timespec::{describe, parse_time};
-use crate::config::{ConfigError, Resolver, RunKind};
+use crate::config::{ConfigError, OutputTarget, Resolver, RunKind, Sources};
 use crate::diagnostics::error_reporting::Exit;
 use crate::source::api::Client;
 use anyhow::Context as _;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// The API refuses a `to` later than this many seconds before now.
 const API_LATEST_TO_LAG: i64 = 5;
 
-pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>) -> anyhow::Result<Exit> {
-    let output = resolver.output()?;
+/// `{tenant}` in an output or state path: one file per tenant.
+const TENANT_PLACEHOLDER: &str = "{tenant}";
+
+pub(super) fn run(cli: &Cli, tenants: &[Sources]) -> anyhow::Result<Exit> {
+    match tenants {
+        [one] => run_one(cli, &Resolver::new(one)),
+        several => run_several(cli, several),
+    }
+}
+
+fn run_one(cli: &Cli, resolver: &Resolver<'_>) -> anyhow::Result<Exit> {
+    let mut output = resolver.output()?;
+    output.tags = resolver.tags(false)?;
+    // A named section's diagnostics say whose they are, as its events do.
+    crate::diagnostics::logging::set_tenant(output.tags.tenant.as_deref());
     let replay = replay_range(cli, collect::unix_now())?;
     let kind = match replay {
         Some(_) => RunKind::Replay,
@@ -37,8 +53,138 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>) -> anyhow::Result<Exit> {
         output: &output,
         start,
         signals: &signals,
+        pool: None,
     })?;
-    Ok(summary.exit())
+    Ok(exit_for(&summary))
+}
+
+/// Every tenant resolved first, so a mistake in any section stops the run before anything is
+/// fetched; then all of them run, each isolated from the others' failures.
+fn run_several(cli: &Cli, sections: &[Sources]) -> anyhow::Result<Exit> {
+    let replay = replay_range(cli, collect::unix_now())?;
+    let (kind, mode) = match replay {
+        Some((from, to)) => (RunKind::Replay, Mode::Replay { from, to }),
+        None if cli.fetch.no_state => (RunKind::Scheduled, Mode::Window),
+        None => (RunKind::Scheduled, Mode::Stateful),
+    };
+    let stateless = replay.is_some() || cli.fetch.no_state;
+    let mut tenants = Vec::new();
+    for sources in sections {
+        let resolver = Resolver::new(sources);
+        let tags = resolver.tags(true)?;
+        let name = tags
+            .tenant
+            .clone()
+            .expect("a run of several tenants names each");
+        let mut output = resolver.output()?;
+        output.tags = tags;
+        output.target = match output.target {
+            OutputTarget::File(path) => OutputTarget::File(for_tenant(&path, &name)),
+            other => other,
+        };
+        let mut collect = resolver.collect(&output, kind)?;
+        if let Some(metrics) = &mut collect.metrics {
+            metrics.path = for_tenant(&metrics.path, &name);
+        }
+        let state = resolver.state(stateless)?.map(|mut state| {
+            state.path = for_tenant(&state.path, &name);
+            state
+        });
+        tenants.push(Tenant {
+            api: resolver.api()?,
+            name,
+            output,
+            collect,
+            state,
+        });
+    }
+    refuse_shared_states(&tenants)?;
+    refuse_shared_metrics(&tenants)?;
+    share_common_files(&mut tenants)?;
+    let parallel = Resolver::new(&sections[0]).parallel()?;
+    let signals = Signals::install().context("installing signal handlers")?;
+    let outcomes = tenants::run_all(&mut tenants, parallel, mode, &signals);
+    Ok(tenants::log_outcomes(&outcomes))
+}
+
+fn for_tenant(path: &Path, tenant: &str) -> PathBuf {
+    let text = path.to_string_lossy();
+    if text.contains(TENANT_PLACEHOLDER) {
+        PathBuf::from(text.replace(TENANT_PLACEHOLDER, tenant))
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Two tenants with one state would take each other's offsets (and one would wait for the
+/// other's lock every run).
+fn refuse_shared_states(tenants: &[Tenant]) -> Result<(), ConfigError> {
+    let mut owners: HashMap<&Path, &str> = HashMap::new();
+    for tenant in tenants {
+        let Some(state) = &tenant.state else { continue };
+        if let Some(other) = owners.insert(&state.path, &tenant.name) {
+            return Err(ConfigError::Usage(format!(
+                "tenants {other} and {} would share the state file {}: each needs its own \
+                 (put {TENANT_PLACEHOLDER} in state_file, or set it per section)",
+                tenant.name,
+                state.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Each run replaces its metrics file whole: tenants sharing one would erase each other's.
+fn refuse_shared_metrics(tenants: &[Tenant]) -> Result<(), ConfigError> {
+    let mut owners: HashMap<&Path, &str> = HashMap::new();
+    for tenant in tenants {
+        let Some(metrics) = &tenant.collect.metrics else {
+            continue;
+        };
+        if let Some(other) = owners.insert(&metrics.path, &tenant.name) {
+            return Err(ConfigError::Usage(format!(
+                "tenants {other} and {} would share the metrics_file {}: each needs its own \
+                 (put {TENANT_PLACEHOLDER} in its file name, or set it per section)",
+                tenant.name,
+                metrics.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Tenants writing to the same file append to it side by side: whole lines each, committed by
+/// fsync, with a torn last line from an earlier crash cut once before anyone writes.
+fn share_common_files(tenants: &mut [Tenant]) -> anyhow::Result<()> {
+    let mut writers: HashMap<PathBuf, usize> = HashMap::new();
+    for tenant in tenants.iter() {
+        if let OutputTarget::File(path) = &tenant.output.target {
+            *writers.entry(path.clone()).or_default() += 1;
+        }
+    }
+    for (path, count) in &writers {
+        if *count < 2 {
+            continue;
+        }
+        let cut = crate::sink::repair_torn_tail(path)
+            .with_context(|| format!("checking the shared output file {}", path.display()))?;
+        if cut > 0 {
+            tracing::warn!(
+                code = "recovered_crash",
+                "cut an unfinished last line ({cut} bytes) from the shared output file {}; \
+                 its event is fetched again",
+                path.display()
+            );
+        }
+    }
+    for tenant in tenants.iter_mut() {
+        if let OutputTarget::File(path) = &tenant.output.target
+            && writers.get(path).is_some_and(|count| *count > 1)
+        {
+            tenant.output.target = OutputTarget::SharedFile(path.clone());
+        }
+    }
+    Ok(())
 }
 
 /// `--from`/`--to` as Unix seconds, checked against what the API accepts.

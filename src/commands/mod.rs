@@ -9,7 +9,9 @@ mod fetch;
 mod state;
 
 use crate::cli::{Cli, Command, StateCommand};
-use crate::config::{ConfigError, Diagnostics, Environment, Origin, Resolver, Sources};
+use crate::config::{
+    ConfigError, Diagnostics, Environment, Origin, Resolver, Sources, load_tenants,
+};
 use crate::diagnostics::error_reporting::{self, Exit};
 use crate::diagnostics::logging;
 use std::process::ExitCode;
@@ -89,17 +91,26 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Some(Command::Man { dir }) => return docs::man(dir.as_deref()),
         _ => {}
     }
-    let mut sources = Sources::load(&cli.overrides(), Environment::from_process())?;
-    let resolver = Resolver::new(&sources);
-    let log_settings = resolver.logging()?;
-    logging::configure(&log_settings).map_err(|error| log_file_error(&sources, &error))?;
-    for warning in sources.take_warnings() {
+    let mut tenants = load_tenants(&cli.overrides(), Environment::from_process())?;
+    // One log for the run: the first tenant's settings (a flag, the environment or [DEFAULT]).
+    let log_settings = Resolver::new(&tenants[0]).logging()?;
+    logging::configure(&log_settings).map_err(|error| log_file_error(&tenants[0], &error))?;
+    let mut warnings: Vec<String> = tenants
+        .iter_mut()
+        .flat_map(Sources::take_warnings)
+        .collect();
+    warnings.dedup();
+    for warning in warnings {
         tracing::warn!(code = "config_warning", "{warning}");
     }
-    let resolver = Resolver::new(&sources);
+    if tenants.len() > 1 && !matches!(cli.command, None | Some(Command::Fetch)) {
+        return several(&cli, &tenants);
+    }
+    let sources = &tenants[0];
+    let resolver = Resolver::new(sources);
     match &cli.command {
-        None | Some(Command::Fetch) => fetch::run(&cli, &resolver),
-        Some(Command::Check) => check::run(&cli, &resolver, &sources),
+        None | Some(Command::Fetch) => fetch::run(&cli, &tenants),
+        Some(Command::Check) => check::run(&cli, &resolver, sources),
         Some(Command::Decode { file }) => decode::run(&resolver, file.as_deref()),
         Some(Command::State(StateCommand::Show)) => state::show(&resolver),
         Some(Command::State(StateCommand::Reset { from })) => {
@@ -109,6 +120,43 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             unreachable!("handled before the config is read")
         }
     }
+}
+
+/// `check` and `state` for several tenants: each in turn, under its name; the exit code is the
+/// most severe. `decode` works offline and has no tenants.
+fn several(cli: &Cli, tenants: &[Sources]) -> anyhow::Result<Exit> {
+    use crate::collect::tenants::most_severe;
+    let mut exit = Exit::Success;
+    for sources in tenants {
+        let resolver = Resolver::new(sources);
+        let name = resolver
+            .tags(true)?
+            .tenant
+            .expect("a run of several tenants names each");
+        println!("== tenant {name} ([{}])", sources.section());
+        logging::set_tenant(Some(&name));
+        let result = match &cli.command {
+            Some(Command::Check) => check::run(cli, &resolver, sources),
+            Some(Command::State(StateCommand::Show)) => state::show(&resolver),
+            Some(Command::State(StateCommand::Reset { from })) => {
+                state::reset(&resolver, from.as_deref())
+            }
+            Some(Command::Decode { .. }) => Err(anyhow::Error::new(ConfigError::Usage(
+                "`decode` works offline and takes one section at most".into(),
+            ))),
+            None | Some(Command::Fetch) => unreachable!("fetch runs its tenants itself"),
+            Some(Command::Completions { .. } | Command::Man { .. }) => {
+                unreachable!("handled before the config is read")
+            }
+        };
+        let tenant_exit = match result {
+            Ok(exit) => exit,
+            Err(error) => error_reporting::log(&error),
+        };
+        logging::set_tenant(None);
+        exit = most_severe(exit, tenant_exit);
+    }
+    Ok(exit)
 }
 
 /// The log file is opened before anything else is reported, so its failure names the key and
@@ -142,10 +190,17 @@ fn refuse_inapplicable_flags(cli: &Cli) -> Result<(), ConfigError> {
         ("--max-events", f.max_events.is_some()),
         ("--max-bytes", f.max_bytes.is_some()),
         ("--retry-budget", f.retry_budget.is_some()),
+        ("--parallel", f.parallel.is_some()),
         ("--from", f.from.is_some()),
         ("--to", f.to.is_some()),
     ];
-    const RUN: &[&str] = &["--limit", "--max-events", "--max-bytes", "--retry-budget"];
+    const RUN: &[&str] = &[
+        "--limit",
+        "--max-events",
+        "--max-bytes",
+        "--retry-budget",
+        "--parallel",
+    ];
     const STATE: &[&str] = &["--state", "--initial-lookback", "--offset-ttl", "--overlap"];
     let fetching = matches!(cli.command, None | Some(Command::Fetch));
     let (allowed, reason): (Vec<&str>, &str) = match &cli.command {

@@ -12,7 +12,7 @@ mod settings;
 pub mod timespec;
 
 pub use ini::{Ini, IniSyntaxError};
-pub use resolve::{CredentialSource, Environment, Overrides, Sources};
+pub use resolve::{CredentialSource, Environment, Overrides, Sources, load_tenants};
 pub use settings::*;
 
 use std::fmt;
@@ -120,6 +120,15 @@ pub const KEYS: &[Key] = &[
     key("log_level", "--log-level"),
     key("diagnostics", "--diagnostics"),
     key("output", "--output"),
+    key("syslog_format", "--syslog-format"),
+    key("syslog_framing", "--syslog-framing"),
+    key("syslog_facility", "--syslog-facility"),
+    key("syslog_severity", "--syslog-severity"),
+    key("syslog_app_name", "--syslog-app-name"),
+    key("syslog_hostname", "--syslog-hostname"),
+    key("syslog_ca_file", "--syslog-ca-file"),
+    key("syslog_client_cert", "--syslog-client-cert"),
+    key("syslog_client_key", "--syslog-client-key"),
     key("format", "--format"),
     key("max_line_bytes", "--max-line-bytes"),
     key("state_file", "--state"),
@@ -130,6 +139,9 @@ pub const KEYS: &[Key] = &[
     key("max_bytes", "--max-bytes"),
     key("retry_budget", "--retry-budget"),
     file_only("dedup_capacity"),
+    // A label per section: a flag would give every tenant of a run the same one.
+    file_only("tenant"),
+    key("parallel", "--parallel"),
     file_only("spool_dir"),
     // A deployment setting of the scheduled collector: only runs with state write it.
     file_only("metrics_file"),

@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub config: Option<PathBuf>,
+    /// The section this [`Sources`] reads: the first `--section`, if any.
     pub section: Option<String>,
+    /// Every `--section` given: a run over several is a run over several tenants.
+    pub sections: Vec<String>,
+    /// `--all-sections`: every section of the config file that has credentials.
+    pub all_sections: bool,
     /// `(key, raw value)` for every flag given; keys are names from [`KEYS`].
     pub values: Vec<(&'static str, String)>,
 }
@@ -88,6 +93,8 @@ pub enum CredentialSource {
 #[derive(Debug)]
 pub struct Sources {
     section: String,
+    /// Chosen by `--section` or `AKAMAI_SIEM_SECTION`, not the implicit `default`.
+    section_is_explicit: bool,
     config: Option<LoadedIni>,
     edgerc: Option<LoadedIni>,
     credentials_from: CredentialSource,
@@ -98,6 +105,7 @@ pub struct Sources {
 }
 
 /// The process environment the resolver may read. Tests pass their own.
+#[derive(Debug, Clone)]
 pub struct Environment {
     pub vars: BTreeMap<String, String>,
     pub cwd: PathBuf,
@@ -124,11 +132,12 @@ impl Environment {
 
 impl Sources {
     pub fn load(overrides: &Overrides, env: Environment) -> Result<Sources, ConfigError> {
-        let section = overrides
+        let chosen = overrides
             .section
             .clone()
-            .or_else(|| env.vars.get("AKAMAI_SIEM_SECTION").cloned())
-            .unwrap_or_else(|| "default".to_string());
+            .or_else(|| env.vars.get("AKAMAI_SIEM_SECTION").cloned());
+        let section_is_explicit = chosen.is_some();
+        let section = chosen.unwrap_or_else(|| "default".to_string());
         let config_path = find_config_file(overrides, &env)?;
         let config = match &config_path {
             Some(path) => Some(LoadedIni::read(path, &section)?),
@@ -137,6 +146,7 @@ impl Sources {
 
         let mut sources = Sources {
             section: section.clone(),
+            section_is_explicit,
             config,
             edgerc: None,
             credentials_from: CredentialSource::ConfigFile,
@@ -247,6 +257,35 @@ impl Sources {
         &self.section
     }
 
+    /// The section was named (`--section`, `AKAMAI_SIEM_SECTION`, `--all-sections`) rather than
+    /// taken as the implicit `default`: its events then say which tenant they belong to.
+    pub fn section_is_explicit(&self) -> bool {
+        self.section_is_explicit
+    }
+
+    /// Whether this section has API credentials, its own, inherited from `[DEFAULT]`, from its
+    /// `.edgerc` section or from the environment.
+    pub fn has_credentials(&self) -> bool {
+        self.raw("client_token").is_some()
+    }
+
+    /// `field.NAME = value` lines of the section (its own and inherited), by name.
+    pub fn static_fields(&self) -> Vec<(String, String, Origin)> {
+        let Some(config) = &self.config else {
+            return Vec::new();
+        };
+        config
+            .ini
+            .keys(&config.section)
+            .into_iter()
+            .filter_map(|key| {
+                let name = key.strip_prefix(STATIC_FIELD_PREFIX)?;
+                let (value, origin) = config.get(key)?;
+                Some((name.to_string(), value, origin))
+            })
+            .collect()
+    }
+
     pub fn config_path(&self) -> Option<&Path> {
         self.config.as_ref().map(|c| c.path.as_path())
     }
@@ -292,7 +331,7 @@ impl Sources {
     fn warn_about_unknown_keys(&mut self) {
         let Some(config) = &self.config else { return };
         for name in config.ini.keys(&config.section) {
-            if find_key(name).is_none() {
+            if find_key(name).is_none() && !name.starts_with(STATIC_FIELD_PREFIX) {
                 let line = config.ini.get(&config.section, name).map_or(0, |v| v.line);
                 let suggestion = closest_key(name)
                     .map(|k| format!("; did you mean `{k}`?"))
@@ -337,6 +376,57 @@ impl Sources {
             }
         }
     }
+}
+
+/// `field.NAME = value`: a label added to every event of the section.
+pub const STATIC_FIELD_PREFIX: &str = "field.";
+
+/// The sources of every tenant a run covers: one section (the default, or the one `--section`
+/// names), every `--section` given, or with `--all-sections` every section of the config file
+/// that has credentials (its own, inherited, or through its `.edgerc` section).
+pub fn load_tenants(overrides: &Overrides, env: Environment) -> Result<Vec<Sources>, ConfigError> {
+    let load = |section: &str| {
+        let mut one = overrides.clone();
+        one.section = Some(section.to_string());
+        Sources::load(&one, env.clone())
+    };
+    if overrides.all_sections {
+        let Some(path) = find_config_file(overrides, &env)? else {
+            return Err(ConfigError::Usage(
+                "--all-sections needs a config file with sections (pass --config PATH)".into(),
+            ));
+        };
+        let names: Vec<String> = LoadedIni::read(&path, "")?
+            .ini
+            .section_names()
+            .map(str::to_string)
+            .collect();
+        let mut tenants = Vec::new();
+        for name in names {
+            let sources = load(&name)?;
+            if sources.has_credentials() {
+                tenants.push(sources);
+            }
+        }
+        if tenants.is_empty() {
+            return Err(ConfigError::Usage(format!(
+                "--all-sections: no section of {} has credentials",
+                path.display()
+            )));
+        }
+        return Ok(tenants);
+    }
+    if overrides.sections.len() <= 1 {
+        return Ok(vec![Sources::load(overrides, env)?]);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut tenants = Vec::new();
+    for name in &overrides.sections {
+        if seen.insert(name.clone()) {
+            tenants.push(load(name)?);
+        }
+    }
+    Ok(tenants)
 }
 
 fn find_config_file(

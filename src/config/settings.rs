@@ -9,6 +9,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod syslog;
+pub use syslog::{
+    SyslogFraming, SyslogMessageFormat, SyslogSettings, SyslogSeverity, SyslogTransport,
+    is_syslog_url,
+};
+
 /// The API refuses `from` older than 12 hours.
 pub const API_HORIZON: Duration = Duration::from_secs(12 * 3600);
 /// Largest page the API serves.
@@ -39,6 +45,10 @@ pub enum Format {
 pub enum OutputTarget {
     Stdout,
     File(PathBuf),
+    /// A file other tenants of the same run append to as well.
+    SharedFile(PathBuf),
+    /// A syslog receiver (`syslog://`, `syslog+tls://`, `syslog+udp://`).
+    Syslog(Box<SyslogSettings>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +73,114 @@ pub struct OutputSettings {
     pub target: OutputTarget,
     pub format: Format,
     pub max_line_bytes: usize,
+    /// Added to every event of the `wazuh` and `json` formats.
+    pub tags: Tags,
+}
+
+/// What says whose an event is: the tenant (`tenant = …`, or the section's name when the run
+/// names its sections) and the section's `field.NAME = value` labels, like Filebeat's
+/// `fields`. Empty for the plain single-section run, whose output stays as it always was.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags {
+    pub tenant: Option<String>,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Tags {
+    /// `(name, value)` in the order they are written: `tenant` first.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.tenant
+            .as_deref()
+            .map(|tenant| ("tenant", tenant))
+            .into_iter()
+            .chain(self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tenant.is_none() && self.fields.is_empty()
+    }
+}
+
+/// Names a label may not take: the event's own top-level members, what the Wazuh shaping adds,
+/// and Wazuh's static fields and index clashes (a rule cannot match those by name).
+const RESERVED_LABELS: &[&str] = &[
+    "tenant",
+    "integration",
+    "type",
+    "format",
+    "version",
+    "attackData",
+    "httpMessage",
+    "geo",
+    "botData",
+    "clientData",
+    "userRiskData",
+    "identity",
+    "decodeErrors",
+    "oversizedEvent",
+    "wazuh",
+    "srcip",
+    "dstip",
+    "srcport",
+    "dstport",
+    "protocol",
+    "action",
+    "user",
+    "srcuser",
+    "dstuser",
+    "id",
+    "status",
+    "url",
+    "data",
+    "extra_data",
+    "systemname",
+    "port",
+    "timestamp",
+];
+
+fn parse_label_name(name: &str) -> Result<String, String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "`field.{name}`: a label name is 1 to 64 letters, digits or `_`, starting with a letter"
+        ));
+    }
+    if RESERVED_LABELS
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(name))
+    {
+        return Err(format!(
+            "`field.{name}` would collide with the event's own `{name}` (or a name Wazuh \
+             reserves): choose another name"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn parse_label_value(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.len() > 1024 || value.chars().any(char::is_control) {
+        return Err("must be 1 to 1024 characters without control characters".to_string());
+    }
+    Ok(value.to_string())
+}
+
+/// A tenant name goes into file names (`{tenant}`), state names and every event.
+pub fn parse_tenant(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !value.starts_with('.');
+    if !valid {
+        return Err(format!(
+            "must be 1 to 64 letters, digits, `_`, `-` or `.` (not starting with `.`), got `{value}`"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 #[derive(Debug, Clone)]
@@ -128,7 +246,7 @@ pub struct CollectSettings {
 #[derive(Debug, Clone)]
 pub struct MetricsSettings {
     pub path: PathBuf,
-    /// The `tenant` label: the config section, which names one Akamai account's collector.
+    /// The `tenant` label: the tenant's name, or the config section without one.
     pub tenant: String,
 }
 
@@ -199,11 +317,16 @@ impl<'a> Resolver<'a> {
     }
 
     pub fn output(&self) -> Result<OutputSettings, ConfigError> {
-        let target = match self.sources.path("output") {
-            Some((path, _)) if path.as_os_str() != "-" && !path.ends_with("-") => {
-                OutputTarget::File(path)
+        let target = match self.sources.raw("output") {
+            Some((url, origin)) if is_syslog_url(url.trim()) => {
+                OutputTarget::Syslog(Box::new(self.syslog_settings(url.trim(), origin)?))
             }
-            _ => OutputTarget::Stdout,
+            _ => match self.sources.path("output") {
+                Some((path, _)) if path.as_os_str() != "-" && !path.ends_with("-") => {
+                    OutputTarget::File(path)
+                }
+                _ => OutputTarget::Stdout,
+            },
         };
         let format = self.parsed("format", Format::Wazuh, parse_format)?;
         let max_line_bytes = self.parsed("max_line_bytes", DEFAULT_MAX_LINE_BYTES, |v| {
@@ -223,7 +346,48 @@ impl<'a> Resolver<'a> {
             target,
             format,
             max_line_bytes,
+            tags: Tags::default(),
         })
+    }
+
+    /// The tenant's labels. `several` when the run covers more than one tenant: then every
+    /// event says whose it is, as it does when the section was named or `tenant` is set.
+    pub fn tags(&self, several: bool) -> Result<Tags, ConfigError> {
+        let explicit = self.parsed("tenant", None, |v| parse_tenant(v).map(Some))?;
+        let tenant =
+            match explicit {
+                Some(tenant) => Some(tenant),
+                None if several || self.sources.section_is_explicit() => {
+                    let section = self.sources.section();
+                    Some(parse_tenant(section).map_err(|problem| ConfigError::Invalid {
+                    key: "tenant",
+                    origin: Origin::Default,
+                    problem: format!(
+                        "the section name [{section}] is the tenant's name, but it {problem}; \
+                         set `tenant = NAME` in the section"
+                    ),
+                })?)
+                }
+                None => None,
+            };
+        let mut fields = Vec::new();
+        for (name, value, origin) in self.sources.static_fields() {
+            let invalid = |problem: String| ConfigError::Invalid {
+                key: "field.NAME",
+                origin: origin.clone(),
+                problem,
+            };
+            let name = parse_label_name(&name).map_err(invalid)?;
+            let value = parse_label_value(value.trim())
+                .map_err(|problem| invalid(format!("`field.{name}` {problem}")))?;
+            fields.push((name, value));
+        }
+        Ok(Tags { tenant, fields })
+    }
+
+    /// How many tenants run at once [default: 4].
+    pub fn parallel(&self) -> Result<usize, ConfigError> {
+        self.parsed("parallel", 4, |v| parse_in_range(v, 1, 64))
     }
 
     pub fn logging(&self) -> Result<LogSettings, ConfigError> {
@@ -273,12 +437,27 @@ impl<'a> Resolver<'a> {
                     .collect())
             })?,
             ca_file,
-            connect_timeout: self.parsed("connect_timeout", Duration::from_secs(10), |v| {
-                parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(300))
-            })?,
-            read_timeout: self.parsed("read_timeout", Duration::from_secs(60), |v| {
-                parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(600))
-            })?,
+            connect_timeout: self.connect_timeout()?,
+            read_timeout: self.read_timeout()?,
+        })
+    }
+
+    fn connect_timeout(&self) -> Result<Duration, ConfigError> {
+        self.parsed("connect_timeout", Duration::from_secs(10), |v| {
+            parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(300))
+        })
+    }
+
+    fn read_timeout(&self) -> Result<Duration, ConfigError> {
+        self.parsed("read_timeout", Duration::from_secs(60), |v| {
+            parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(600))
+        })
+    }
+
+    /// All waits of one run, for the API and for a remote output alike.
+    fn retry_budget(&self) -> Result<Duration, ConfigError> {
+        self.parsed("retry_budget", Duration::from_secs(120), |v| {
+            parse_duration_in(v, Duration::ZERO, Duration::from_secs(3600))
         })
     }
 
@@ -359,7 +538,8 @@ impl<'a> Resolver<'a> {
     ) -> Result<CollectSettings, ConfigError> {
         let (default_events, default_bytes) = match (&output.target, run) {
             (OutputTarget::Stdout, RunKind::Scheduled) => (WODLE_MAX_EVENTS, WODLE_MAX_BYTES),
-            (OutputTarget::File(_), _) | (_, RunKind::Replay) => (FILE_MAX_EVENTS, FILE_MAX_BYTES),
+            // A file or a remote receiver has no wodle limits.
+            _ => (FILE_MAX_EVENTS, FILE_MAX_BYTES),
         };
         Ok(CollectSettings {
             limit: self.parsed("limit", 10_000, |v| parse_in_range(v, 1, MAX_LIMIT))?,
@@ -370,9 +550,7 @@ impl<'a> Resolver<'a> {
                 parse_in_range(v, 1, u64::MAX)
             })?,
             max_bytes: self.parsed("max_bytes", default_bytes, parse_bytes)?,
-            retry_budget: self.parsed("retry_budget", Duration::from_secs(120), |v| {
-                parse_duration_in(v, Duration::ZERO, Duration::from_secs(3600))
-            })?,
+            retry_budget: self.retry_budget()?,
             spool_dir: self.sources.path("spool_dir").map(|(path, _)| path),
             metrics: self.metrics()?,
         })
@@ -407,10 +585,12 @@ impl<'a> Resolver<'a> {
             }
             None => return Err(invalid("names no file".to_string())),
         }
-        Ok(Some(MetricsSettings {
-            path,
-            tenant: self.sources.section().to_string(),
-        }))
+        // The tenant's name (`tenant`, or its section in a run of several), else the section.
+        let tenant = self
+            .tags(false)?
+            .tenant
+            .unwrap_or_else(|| self.sources.section().to_string());
+        Ok(Some(MetricsSettings { path, tenant }))
     }
 }
 

@@ -37,6 +37,20 @@ struct Config {
 
 static CONFIG: Mutex<Option<Config>> = Mutex::new(None);
 
+thread_local! {
+    /// The tenant whose run this thread does: every diagnostic it reports names it.
+    static TENANT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Name `tenant` in every diagnostic this thread reports from now on (`None`: no tenant).
+pub fn set_tenant(tenant: Option<&str>) {
+    TENANT.with(|current| *current.borrow_mut() = tenant.map(str::to_string));
+}
+
+fn current_tenant() -> Option<String> {
+    TENANT.with(|current| current.borrow().clone())
+}
+
 /// Start logging before the configuration is read: stderr, shaped by what stderr is.
 pub fn init_early(diagnostics: Diagnostics) {
     set(Config {
@@ -119,6 +133,7 @@ struct DiagnosticsLayer;
 
 #[derive(Default)]
 struct Fields {
+    tenant: Option<String>,
     message: String,
     code: Option<String>,
     extra: Vec<(&'static str, String)>,
@@ -157,7 +172,10 @@ impl<S: Subscriber> Layer<S> for DiagnosticsLayer {
         if *metadata.level() > config.level {
             return;
         }
-        let mut fields = Fields::default();
+        let mut fields = Fields {
+            tenant: current_tenant(),
+            ..Fields::default()
+        };
         event.record(&mut fields);
         let level = metadata.level();
         match &mut config.target {
@@ -199,6 +217,9 @@ fn text_line(level: &Level, fields: &Fields, timestamped: bool) -> String {
     } else {
         let _ = write!(line, "akamai-siem: {}: ", level_name(level));
     }
+    if let Some(tenant) = &fields.tenant {
+        let _ = write!(line, "[{tenant}] ");
+    }
     line.push_str(&fields.message);
     for (name, value) in &fields.extra {
         let _ = write!(line, " {name}={value}");
@@ -214,11 +235,25 @@ fn json_line(level: &Level, fields: &Fields) -> String {
         "code".into(),
         fields.code.clone().unwrap_or_else(|| "log".into()).into(),
     );
-    collector.insert("message".into(), fields.message.clone().into());
+    // The tenant leads the message too: the collector-health rules describe an alert by its
+    // message, so the alert names the tenant it concerns.
+    let message = match &fields.tenant {
+        Some(tenant) => format!("[{tenant}] {}", fields.message),
+        None => fields.message.clone(),
+    };
+    collector.insert("message".into(), message.into());
     for (name, value) in &fields.extra {
         collector.insert((*name).to_string(), value.clone().into());
     }
-    let mut line = String::from("{\"integration\":\"akamai\",\"collector\":");
+    let mut line = String::from("{\"integration\":\"akamai\",");
+    if let Some(tenant) = &fields.tenant {
+        let _ = write!(
+            line,
+            "\"tenant\":{},",
+            serde_json::Value::from(tenant.as_str())
+        );
+    }
+    line.push_str("\"collector\":");
     line.push_str(&serde_json::Value::Object(collector).to_string());
     line.push_str("}\n");
     line
@@ -230,6 +265,7 @@ mod tests {
 
     fn fields(message: &str, code: Option<&str>) -> Fields {
         Fields {
+            tenant: None,
             message: message.into(),
             code: code.map(Into::into),
             extra: vec![("events", "5".into())],
@@ -255,6 +291,28 @@ mod tests {
         assert_eq!(parsed["collector"]["level"], "error");
         assert_eq!(parsed["collector"]["events"], "5");
         assert_eq!(parsed["collector"]["message"], "bad \"creds\"\nnext");
+    }
+
+    #[test]
+    fn a_tenants_diagnostics_name_it_in_the_text_and_in_the_json() {
+        let mut tagged = fields("offset expired", Some("recovering"));
+        tagged.tenant = Some("acme-eu".into());
+        let line = json_line(&Level::WARN, &tagged);
+        assert!(
+            line.starts_with("{\"integration\":\"akamai\",\"tenant\":\"acme-eu\",\"collector\":{"),
+            "{line}"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["collector"]["message"], "[acme-eu] offset expired");
+        assert_eq!(
+            text_line(&Level::WARN, &tagged, false),
+            "akamai-siem: warn: [acme-eu] offset expired events=5\n"
+        );
+        // Set per thread: another thread's diagnostics are not tagged.
+        set_tenant(Some("beta"));
+        assert_eq!(current_tenant().as_deref(), Some("beta"));
+        assert_eq!(std::thread::spawn(current_tenant).join().unwrap(), None);
+        set_tenant(None);
     }
 
     #[test]

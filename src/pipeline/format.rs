@@ -1,6 +1,6 @@
 //! One parsed API event in, one output line out, in the chosen format.
 
-use crate::config::{Format, OutputSettings};
+use crate::config::{Format, OutputSettings, Tags};
 use crate::pipeline::decode::{DECODE_ERRORS, Decoder};
 use crate::pipeline::event::{Value, invalid_utf8_paths};
 use crate::pipeline::wazuh;
@@ -9,6 +9,7 @@ pub struct Formatter {
     format: Format,
     wazuh: wazuh::Limits,
     decoder: Decoder,
+    tags: Tags,
 }
 
 /// What formatting noticed about an event, for the run's counters.
@@ -29,7 +30,24 @@ impl Formatter {
                 ..wazuh::Limits::default()
             },
             decoder: Decoder::default(),
+            tags: output.tags.clone(),
         }
+    }
+
+    /// The tenant and labels, last among the event's top-level members. The raw format has
+    /// none: it is the API's bytes. A name the event already has keeps the event's value.
+    fn add_tags<'a>(&self, mut event: Value<'a>) -> Value<'a> {
+        if let Value::Object(fields) = &mut event {
+            for (name, value) in self.tags.members() {
+                if !fields.iter().any(|(key, _)| key == name) {
+                    fields.push((
+                        name.to_string().into(),
+                        Value::String(value.to_string().into()),
+                    ));
+                }
+            }
+        }
+        event
     }
 
     /// Append the line for `event` (without newline) to `out`. `raw` is the API's line.
@@ -41,6 +59,7 @@ impl Formatter {
             }
             Format::Json => {
                 let decoded = self.decoder.decode_event(event);
+                let decoded = self.add_tags(decoded);
                 let decode_errors = decoded.get(DECODE_ERRORS).is_some();
                 decoded.write_compact(out);
                 Formatted {
@@ -50,6 +69,7 @@ impl Formatter {
             }
             Format::Wazuh => {
                 let decoded = self.decoder.decode_event(event);
+                let decoded = self.add_tags(decoded);
                 let decode_errors = decoded.get(DECODE_ERRORS).is_some();
                 let shrunk = wazuh::write_event(decoded, out, &self.wazuh).shrunk;
                 Formatted {
@@ -132,6 +152,7 @@ mod tests {
             target: crate::config::OutputTarget::Stdout,
             format: Format::Json,
             max_line_bytes: 60_000,
+            tags: Tags::default(),
         });
         let mut out = Vec::new();
         let formatted = formatter.write(raw, parse_event(raw).unwrap(), &mut out);

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 pub struct AppendFile {
     file: File,
     path: PathBuf,
+    /// Other tenants of the run append to it too: no position of ours describes it.
+    shared: bool,
 }
 
 impl AppendFile {
@@ -29,12 +31,7 @@ impl AppendFile {
             },
             source,
         };
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o640)
-            .open(path)
-            .map_err(open_error)?;
+        let file = open_for_appending(path).map_err(open_error)?;
         let metadata = file.metadata().map_err(open_error)?;
         let reconciled = match committed {
             Some(position) if position.path == path => {
@@ -57,8 +54,72 @@ impl AppendFile {
         let file = AppendFile {
             file,
             path: path.to_path_buf(),
+            shared: false,
         };
         Ok((file, reconciled))
+    }
+
+    /// A file several tenants of one run append to, each with its own descriptor: every write
+    /// is whole lines and O_APPEND, so their lines never mix. No tenant can cut it back to its
+    /// own last commit (that would cut the others' committed lines), so it commits by fsync
+    /// alone; [`repair_torn_tail`] runs once before any tenant writes.
+    pub fn open_shared(path: &Path) -> Result<AppendFile, OutputError> {
+        let file = open_for_appending(path).map_err(|source| OutputError::Open {
+            path: path.to_path_buf(),
+            hint: "",
+            source,
+        })?;
+        Ok(AppendFile {
+            file,
+            path: path.to_path_buf(),
+            shared: true,
+        })
+    }
+}
+
+fn open_for_appending(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// Cut an unfinished last line (a run that died mid-write) from a shared file, so the next
+/// line appended is not glued to it; whole lines stay. The bytes cut, if any.
+pub fn repair_torn_tail(path: &Path) -> io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let length = file.metadata()?.len();
+    if !file.metadata()?.is_file() || length == 0 {
+        return Ok(0);
+    }
+    // Read backwards in blocks until a newline: a torn line is at most one write long.
+    let mut end = length;
+    let mut block = vec![0u8; 64 * 1024];
+    loop {
+        let start = end.saturating_sub(block.len() as u64);
+        let size = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut block[..size])?;
+        if let Some(at) = block[..size].iter().rposition(|&b| b == b'\n') {
+            let keep = start + at as u64 + 1;
+            if keep < length {
+                file.set_len(keep)?;
+                file.sync_all()?;
+            }
+            return Ok(length - keep);
+        }
+        if start == 0 {
+            file.set_len(0)?;
+            file.sync_all()?;
+            return Ok(length);
+        }
+        end = start;
     }
 }
 
@@ -75,6 +136,9 @@ impl Destination for AppendFile {
             return Ok(None);
         }
         self.file.sync_data()?;
+        if self.shared {
+            return Ok(None);
+        }
         Ok(Some(OutputPosition {
             path: self.path.clone(),
             device: metadata.dev(),

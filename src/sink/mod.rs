@@ -8,15 +8,20 @@
 //! Each route is one [`Destination`] in a file of its own; [`open`] is the one place that picks
 //! it from the configured target.
 
+pub mod backoff;
 mod file;
 mod stdout;
+mod syslog;
 
+pub use file::repair_torn_tail;
 pub use stdout::PIPE_LOCK;
 
 use crate::checkpoint::OutputPosition;
 use crate::config::OutputTarget;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// Lines are flushed once this much is buffered.
 pub const BUFFER_SIZE: usize = 64 * 1024;
@@ -57,6 +62,12 @@ pub enum Reconciled {
     CutTail { bytes: u64 },
     /// The file was rotated (moved away, or truncated by copytruncate): left untouched.
     Rotated,
+    /// A file shared by several tenants of the run: whole lines stay after a crash, so what a
+    /// tenant wrote but did not commit may be there or not; it is fetched again (at least once).
+    Shared,
+    /// A remote receiver (syslog, HTTP): what a run sent but did not commit may never have
+    /// arrived, so the journal forgets it and the next run sends it again (at least once).
+    Unconfirmed,
 }
 
 /// One route for output lines.
@@ -68,6 +79,13 @@ pub trait Destination {
     fn make_durable(&mut self) -> io::Result<Option<OutputPosition>>;
     /// Its name in messages.
     fn describe(&self) -> String;
+    /// The run's signal flag: a destination that waits (to reconnect, to retry) wakes and gives
+    /// up when it is set.
+    fn set_stop(&mut self, _stop: Arc<AtomicBool>) {}
+    /// Reconnections or resent batches so far (a remote receiver's trouble), for the summary.
+    fn retries(&self) -> u64 {
+        0
+    }
 }
 
 /// The sink for `target`, reconciled with what the last run committed there. A stateful run's
@@ -88,6 +106,14 @@ pub fn open(
             let (file, reconciled) = file::AppendFile::open(path, committed)?;
             (Box::new(file), reconciled)
         }
+        OutputTarget::SharedFile(path) => (
+            Box::new(file::AppendFile::open_shared(path)?),
+            Reconciled::Shared,
+        ),
+        OutputTarget::Syslog(settings) => (
+            Box::new(syslog::SyslogDestination::open(settings)?),
+            Reconciled::Unconfirmed,
+        ),
     };
     Ok((Sink::new(destination), reconciled))
 }
@@ -110,6 +136,16 @@ impl Sink {
             written: 0,
             failed: false,
         }
+    }
+
+    /// How often the destination had to reconnect or resend.
+    pub fn retries(&self) -> u64 {
+        self.destination.retries()
+    }
+
+    /// Let the destination's waits end on SIGTERM/SIGINT.
+    pub fn set_stop(&mut self, stop: Arc<AtomicBool>) {
+        self.destination.set_stop(stop);
     }
 
     /// Whether appending `length` more bytes should be preceded by a flush.
@@ -254,6 +290,40 @@ mod tests {
         let second = sink.commit().unwrap_err().to_string();
         assert!(second.contains("an earlier write failed"), "{second}");
         assert_eq!(sink.written, 0);
+    }
+
+    #[test]
+    fn a_torn_last_line_of_a_shared_file_is_cut_and_whole_lines_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.json");
+        assert_eq!(repair_torn_tail(&path).unwrap(), 0, "no file yet");
+        fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
+        assert_eq!(repair_torn_tail(&path).unwrap(), 5);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\":2}\n");
+        assert_eq!(
+            repair_torn_tail(&path).unwrap(),
+            0,
+            "whole lines are left alone"
+        );
+        // A torn line longer than the block read backwards.
+        let long = format!("{{\"a\":1}}\n{}", "x".repeat(200_000));
+        fs::write(&path, &long).unwrap();
+        assert_eq!(repair_torn_tail(&path).unwrap(), 200_000);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":1}\n");
+        fs::write(&path, "no newline at all").unwrap();
+        repair_torn_tail(&path).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "");
+
+        let (mut sink, reconciled) =
+            open(&OutputTarget::SharedFile(path.clone()), None, false).unwrap();
+        assert_eq!(reconciled, Reconciled::Shared);
+        sink.append(b"{\"d\":4}");
+        assert_eq!(
+            sink.commit().unwrap(),
+            None,
+            "no position of one tenant describes it"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"d\":4}\n");
     }
 
     #[test]

@@ -125,6 +125,7 @@ fn a_page_delivers_a_line_that_is_not_utf8_and_hashes_its_raw_bytes() {
         target: OutputTarget::Stdout,
         format: Format::Json,
         max_line_bytes: 60_000,
+        tags: Default::default(),
     };
     let pool = FormatPool::new(&output, 2).unwrap();
     let reader = PageReader {
@@ -316,6 +317,7 @@ fn wazuh(cap: usize, raw: &[u8]) -> String {
         target: OutputTarget::Stdout,
         format: Format::Wazuh,
         max_line_bytes: cap,
+        tags: Default::default(),
     });
     let mut out = Vec::new();
     let event =

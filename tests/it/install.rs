@@ -222,3 +222,23 @@ fn finds_the_binary_where_cargo_target_dir_points() {
         stand_in
     );
 }
+
+#[test]
+fn the_syslog_route_installs_the_decoder_and_prints_the_remote_block() {
+    let prefix = tempfile::tempdir().unwrap();
+    let (code, text) = install(prefix.path(), &["--route", "syslog"]);
+    assert_eq!(code, 0, "{text}");
+    let decoders = prefix.path().join("etc/decoders/akamai_decoders.xml");
+    assert_eq!(
+        std::fs::read(&decoders).unwrap(),
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("wazuh/akamai_decoders.xml"))
+            .unwrap()
+    );
+    assert_eq!(mode(&decoders), 0o660);
+    assert!(text.contains("<connection>syslog</connection>"), "{text}");
+    assert!(text.contains("output = syslog://"), "{text}");
+    assert!(
+        !prefix.path().join("logs/akamai").exists(),
+        "no file route here"
+    );
+}

@@ -15,4 +15,6 @@ mod operator_tools;
 mod packages;
 mod run_edges;
 mod stateful;
+mod syslog;
+mod tenants;
 mod wazuh;

@@ -140,7 +140,8 @@ fn every_man_page_renders_without_warnings() {
     assert!(pages.len() >= 8, "{pages:?}");
     for page in &pages {
         let roff = std::fs::read_to_string(page).unwrap();
-        let (rendered, warnings) = pipe_into("groff", &["-man", "-ww", "-z"], &roff);
+        // -k: through preconv, as man(1) renders a page, so UTF-8 in help text (→) is text.
+        let (rendered, warnings) = pipe_into("groff", &["-k", "-man", "-ww", "-z"], &roff);
         assert_eq!(rendered, 0, "{}: groff failed: {warnings}", page.display());
         assert_eq!(warnings, "", "groff warns about {}", page.display());
     }
@@ -162,7 +163,7 @@ fn every_man_page_renders_without_warnings() {
 fn render_as_text(roff: &str) -> String {
     use std::io::Write;
     let mut child = Command::new("groff")
-        .args(["-man", "-Tutf8", "-P-cbou"])
+        .args(["-k", "-man", "-Tutf8", "-P-cbou"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -174,8 +175,11 @@ fn render_as_text(roff: &str) -> String {
         .write_all(roff.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    // groff hyphenates at line ends; join the pieces so words are found whole.
-    String::from_utf8_lossy(&out.stdout).replace("\u{2010}\n", "")
+    // groff hyphenates at line ends and justifies with extra spaces: join the pieces and
+    // collapse the spaces so words and phrases are found whole.
+    let text = String::from_utf8_lossy(&out.stdout).replace("\u{2010}\n", "");
+    let spaces = regex::Regex::new(r" +").unwrap();
+    spaces.replace_all(&text, " ").into_owned()
 }
 
 // --- metrics_file ---------------------------------------------------------------------------
@@ -539,4 +543,51 @@ fn a_replay_on_a_terminal_shows_events_rate_and_how_far_it_got() {
     let events = common::read(&harness.path("events.json"));
     assert_eq!(common::ids_in(&events).len() as u64, REPLAYED);
     assert!(!events.contains('\r'));
+}
+
+/// Two tenants (two sections, here on one fake account) with `metrics` in `[DEFAULT]`.
+fn two_tenants(harness: &Harness, metrics: &str) {
+    let single = std::fs::read_to_string(&harness.config).unwrap();
+    let body = single.split_once("[default]\n").unwrap().1;
+    let text = format!("[DEFAULT]\nmetrics_file = {metrics}\n[acme]\n{body}\n[beta]\n{body}");
+    std::fs::write(&harness.config, text).unwrap();
+}
+
+#[test]
+fn each_tenant_of_a_run_writes_its_own_metrics_labelled_with_its_name() {
+    let harness = Harness::with_defaults();
+    let dir = harness.path("textfile");
+    std::fs::create_dir_all(&dir).unwrap();
+    two_tenants(
+        &harness,
+        dir.join("akamai_siem_{tenant}.prom").to_str().unwrap(),
+    );
+    harness.fake.append_events_at(4, now() - 120.0);
+    harness.run(&["--all-sections"]).assert_code(0);
+    let ids = harness.fake.config_ids();
+    for tenant in ["acme", "beta"] {
+        let values = parse_metrics(
+            &dir.join(format!("akamai_siem_{tenant}.prom")),
+            tenant,
+            &ids,
+        );
+        assert_eq!(metric(&values, "events_delivered_total"), 4.0, "{tenant}");
+        assert_eq!(metric(&values, "runs_total"), 1.0, "{tenant}");
+    }
+}
+
+#[test]
+fn tenants_sharing_one_metrics_file_are_refused_before_fetching() {
+    let harness = Harness::with_defaults();
+    let dir = harness.path("textfile");
+    std::fs::create_dir_all(&dir).unwrap();
+    two_tenants(&harness, dir.join("akamai_siem.prom").to_str().unwrap());
+    let run = harness.run(&["--all-sections"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("would share the metrics_file") && run.stderr.contains("{tenant}"),
+        "{}",
+        run.stderr
+    );
+    assert!(harness.fake.requests().is_empty());
 }

@@ -21,6 +21,7 @@ fn wazuh_line(raw: &str) -> String {
         target: OutputTarget::Stdout,
         format: Format::Wazuh,
         max_line_bytes: CAP,
+        tags: Default::default(),
     });
     let mut out = Vec::new();
     formatter.write(
@@ -310,7 +311,15 @@ fn rules_are_well_formed_unique_in_range_and_reachable() {
         .filter(|r| r.if_sid.is_empty() && r.if_matched_group.is_none())
         .map(|r| r.id)
         .collect();
-    assert_eq!(roots, vec![110_000], "everything hangs from the one parent");
+    assert_eq!(
+        roots,
+        vec![110_000, 110_003],
+        "everything hangs from the two parents: json (wodle, file) and remote syslog"
+    );
+    let syslog_parent = rules.iter().find(|r| r.id == 110_003).unwrap();
+    assert_eq!(syslog_parent.level, 0);
+    assert_eq!(syslog_parent.decoded_as.as_deref(), Some("akamai-siem"));
+    assert_eq!(syslog_parent.fields[0].0, "integration");
 
     for rule in &rules {
         for (name, _, _) in &rule.fields {
@@ -325,7 +334,7 @@ fn rules_are_well_formed_unique_in_range_and_reachable() {
     // reachable rule.
     let by_id: HashMap<u32, &Rule> = rules.iter().map(|r| (r.id, r)).collect();
     fn reaches_parent(id: u32, by_id: &HashMap<u32, &Rule>, depth: usize) -> bool {
-        if id == 110_000 {
+        if id == 110_000 || id == 110_003 {
             return true;
         }
         let rule = by_id
@@ -395,16 +404,22 @@ fn rule_matches(rule: &Rule, fields: &BTreeMap<String, String>, line: &str) -> b
             .all(|(regex, negate)| regex.is_match(line) != *negate)
 }
 
-/// The rule Wazuh would report: descend from the parent, trying children by level (highest
-/// first) then file order, and keep the deepest match.
+/// The rule Wazuh would report for a line its stock json decoder took (the wodle, a file).
 fn classify<'r>(rules: &'r [Rule], line: &str) -> Option<&'r Rule> {
+    classify_decoded(rules, "json", line)
+}
+
+/// The rule Wazuh would report for `line` decoded by `decoder`: start at the parent for that
+/// decoder, descend trying children by level (highest first) then file order, and keep the
+/// deepest match.
+fn classify_decoded<'r>(rules: &'r [Rule], decoder: &str, line: &str) -> Option<&'r Rule> {
     let value: Json = serde_json::from_str(line).unwrap();
     let mut fields = BTreeMap::new();
     flatten(&value, "", &mut fields);
     let mut current = rules
         .iter()
-        .find(|r| r.id == 110_000)
-        .filter(|r| rule_matches(r, &fields, line))?;
+        .filter(|r| r.if_sid.is_empty() && r.if_matched_group.is_none())
+        .find(|r| r.decoded_as.as_deref() == Some(decoder) && rule_matches(r, &fields, line))?;
     loop {
         let mut children: Vec<&Rule> = rules
             .iter()
@@ -535,5 +550,166 @@ fn repeated_denies_and_attacks_on_several_hosts_are_correlated() {
     assert_eq!(
         attack_groups, 6,
         "every web-attack family feeds the several-hosts correlation"
+    );
+}
+
+/// Wazuh's pre-decoding of an RFC 3164 message (what remoted and analysisd do before any
+/// decoder): the priority goes, the header gives hostname and program name, the rest is the log.
+fn predecode_rfc3164(message: &str) -> (String, String, String) {
+    let header = regex::Regex::new(
+        r"^<\d{1,3}>([A-Z][a-z]{2} [ 1-3]\d \d\d:\d\d:\d\d) (\S+) ([^:\[\s]+)(?:\[\d+\])?: (.*)$",
+    )
+    .unwrap();
+    let captures = header
+        .captures(message)
+        .unwrap_or_else(|| panic!("not an RFC 3164 message: {message:.120}"));
+    (
+        captures[2].to_string(),
+        captures[3].to_string(),
+        captures[4].to_string(),
+    )
+}
+
+/// The decoder file's program-name decoder and whether its child runs the JSON plugin on what
+/// follows the header.
+fn load_syslog_decoder() -> regex::Regex {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("wazuh/akamai_decoders.xml");
+    let text = std::fs::read_to_string(path).unwrap();
+    // Wazuh reads a decoder file as a list of elements without a common root.
+    let wrapped = format!("<root>{text}</root>");
+    let document = roxmltree::Document::parse(&wrapped).expect("well-formed decoders");
+    let decoders: Vec<_> = document
+        .root_element()
+        .children()
+        .filter(|n| n.has_tag_name("decoder"))
+        .collect();
+    let parent = decoders
+        .iter()
+        .find(|d| d.attribute("name") == Some("akamai-siem"))
+        .expect("an akamai-siem decoder");
+    let program = parent
+        .children()
+        .find(|c| c.has_tag_name("program_name"))
+        .and_then(|c| c.text())
+        .expect("it keys on the program name");
+    let child = decoders
+        .iter()
+        .find(|d| {
+            d.children()
+                .any(|c| c.has_tag_name("parent") && c.text() == Some("akamai-siem"))
+        })
+        .expect("a child decoder");
+    let plugin = child
+        .children()
+        .find(|c| c.has_tag_name("plugin_decoder"))
+        .expect("the child runs a plugin");
+    assert_eq!(plugin.text(), Some("JSON_Decoder"));
+    assert_eq!(plugin.attribute("offset"), Some("after_parent"));
+    regex::Regex::new(program).unwrap()
+}
+
+#[test]
+fn lines_by_remote_syslog_trigger_the_same_rules_as_from_a_file() {
+    let rules = load_rules();
+    let program_name = load_syslog_decoder();
+    let harness = Harness::with_defaults();
+    let ids = harness.fake.append_events_at(20, now() - 10.0);
+    // A receiver that behaves like Wazuh's remoted: it reads a session to its end, then closes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let receiver = std::thread::spawn(move || {
+        let mut received = String::new();
+        listener.set_nonblocking(false).unwrap();
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut session = String::new();
+            std::io::Read::read_to_string(&mut stream, &mut session).unwrap();
+            let done = session.is_empty();
+            received.push_str(&session);
+            if done {
+                return received;
+            }
+        }
+        received
+    });
+    harness
+        .run(&["--output", &format!("syslog://127.0.0.1:{port}")])
+        .assert_code(0);
+    // An empty session tells the receiver thread that the run is over.
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    let received = receiver.join().unwrap();
+    let messages: Vec<&str> = received.lines().collect();
+    assert_eq!(messages.len(), 20);
+    for (message, id) in messages.iter().zip(ids) {
+        let (_host, program, log) = predecode_rfc3164(message);
+        assert!(program_name.is_match(&program), "program name {program}");
+        let by_syslog = classify_decoded(&rules, "akamai-siem", &log).unwrap();
+        // Without the decoder the stock json decoder never sees it (measured: rule 1002).
+        let by_file = classify(&rules, &wazuh_line(&harness.fake.raw_event_line(id))).unwrap();
+        assert_eq!(
+            by_syslog.id, by_file.id,
+            "event {id}: {} by syslog, {} from a file",
+            by_syslog.description, by_file.description
+        );
+        assert!(by_syslog.level >= 3, "event {id} alerts");
+    }
+}
+
+#[test]
+fn every_shipped_wazuh_file_is_well_formed_xml() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("wazuh");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "xml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Snippets and decoder files are lists of elements, as Wazuh reads them.
+            if let Err(error) = roxmltree::Document::parse(&format!("<root>{text}</root>")) {
+                panic!("{}: {error}", path.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "{checked} files");
+}
+
+#[test]
+fn a_tenants_events_and_diagnostics_trigger_the_same_rules_and_carry_its_name() {
+    let rules = load_rules();
+    let fake = FakeAkamai::start_default().unwrap();
+    let tags = akamai_siem::Tags {
+        tenant: Some("acme-eu".into()),
+        fields: vec![("customer".into(), "ACME".into())],
+    };
+    let mut tagged = Formatter::new(&OutputSettings {
+        target: OutputTarget::Stdout,
+        format: Format::Wazuh,
+        max_line_bytes: CAP,
+        tags,
+    });
+    for id in fake.append_events_at(10, now() - 10.0) {
+        let raw = fake.raw_event_line(id);
+        let mut out = Vec::new();
+        tagged.write(
+            raw.as_bytes(),
+            Value::parse(raw.as_bytes()).unwrap(),
+            &mut out,
+        );
+        let line = String::from_utf8(out).unwrap();
+        let value: Json = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["tenant"], "acme-eu");
+        assert_eq!(value["customer"], "ACME");
+        assert_wazuh_safe(&line);
+        let plain = classify(&rules, &wazuh_line(&raw)).unwrap();
+        assert_eq!(classify(&rules, &line).unwrap().id, plain.id, "event {id}");
+    }
+    // A tenant's diagnostic, as the logging writes it: top-level tenant, named in the message.
+    let line = r#"{"integration":"akamai","tenant":"acme-eu","collector":{"level":"error","code":"auth_failed","message":"[acme-eu] the API rejected the credentials"}}"#;
+    let rule = classify(&rules, line).unwrap();
+    assert_eq!(rule.id, 110_400);
+    assert!(
+        rule.description.contains("$(collector.message)"),
+        "{}",
+        rule.description
     );
 }

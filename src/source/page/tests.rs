@@ -51,6 +51,7 @@ fn raw_pool() -> FormatPool {
         target: OutputTarget::Stdout,
         format: Format::Raw,
         max_line_bytes: 60_000,
+        tags: Default::default(),
     };
     FormatPool::new(&output, DEFAULT_WORKERS).unwrap()
 }
