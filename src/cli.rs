@@ -40,6 +40,9 @@ pub struct Cli {
     pub fetch: FetchArgs,
 
     #[command(flatten)]
+    pub http: HttpArgs,
+
+    #[command(flatten)]
     pub syslog: SyslogArgs,
 }
 
@@ -143,7 +146,8 @@ pub struct SettingsArgs {
     #[arg(long, global = true, value_name = "MODE")]
     pub diagnostics: Option<String>,
     /// Append events to FILE instead of printing them (`-` for stdout), or send them to a
-    /// syslog receiver: syslog://HOST:PORT (TCP), syslog+tls://HOST:PORT, syslog+udp://HOST:PORT
+    /// receiver: https://HOST/PATH (HTTP POST batches), syslog://HOST:PORT (TCP),
+    /// syslog+tls://HOST:PORT, syslog+udp://HOST:PORT
     #[arg(long, short = 'o', global = true, value_name = "FILE|URL")]
     pub output: Option<String>,
     /// wazuh (default), json (the decoded event) or raw (the API's lines untouched)
@@ -204,6 +208,37 @@ pub struct FetchArgs {
     pub to: Option<String>,
 }
 
+/// How batches go to an HTTP output (`--output https://…`). The receiver's credential has no
+/// flag: `http_secret_header` in the config file or the environment.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "HTTP output")]
+pub struct HttpArgs {
+    /// HTTP output body: ndjson (the lines as they are) or splunk-hec [default: ndjson]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub http_format: Option<String>,
+    /// Compress HTTP output batches (Content-Encoding: gzip) [default: false]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub http_gzip: Option<String>,
+    /// Most events in one HTTP output batch [default: 500]
+    #[arg(long, global = true, value_name = "N")]
+    pub http_batch_events: Option<String>,
+    /// Most bytes in one HTTP output batch, before gzip [default: 1MiB]
+    #[arg(long, global = true, value_name = "BYTES")]
+    pub http_batch_bytes: Option<String>,
+    /// Extra header on every HTTP output request, `Name: value` (repeatable; never a
+    /// credential: set http_secret_header in the config file or environment)
+    #[arg(long, global = true, value_name = "HEADER")]
+    pub http_header: Vec<String>,
+    /// Extra trusted CA certificate (PEM) for the HTTP output's receiver
+    #[arg(long, global = true, value_name = "PATH")]
+    pub http_ca_file: Option<String>,
+    /// Allow plain http:// to a receiver that is not on this machine [default: false]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true")]
+    pub http_allow_plaintext: Option<String>,
+}
+
 /// How events look on a syslog output (`--output syslog://…`).
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Syslog output")]
@@ -242,8 +277,9 @@ impl Cli {
     pub fn overrides(&self) -> Overrides {
         let s = &self.settings;
         let f = &self.fetch;
+        let h = &self.http;
         let y = &self.syslog;
-        let pairs: [(&'static str, &Option<String>); 32] = [
+        let pairs: [(&'static str, &Option<String>); 38] = [
             ("edgerc", &s.edgerc),
             ("edgerc_section", &s.edgerc_section),
             ("host", &s.host),
@@ -257,6 +293,12 @@ impl Cli {
             ("output", &s.output),
             ("format", &s.format),
             ("max_line_bytes", &s.max_line_bytes),
+            ("http_format", &h.http_format),
+            ("http_gzip", &h.http_gzip),
+            ("http_batch_events", &h.http_batch_events),
+            ("http_batch_bytes", &h.http_batch_bytes),
+            ("http_ca_file", &h.http_ca_file),
+            ("http_allow_plaintext", &h.http_allow_plaintext),
             ("limit", &f.limit),
             ("window", &f.window),
             ("state_file", &f.state_file),
@@ -277,15 +319,20 @@ impl Cli {
             ("syslog_client_cert", &y.syslog_client_cert),
             ("syslog_client_key", &y.syslog_client_key),
         ];
+        let mut values: Vec<(&'static str, String)> = pairs
+            .into_iter()
+            .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.clone())))
+            .collect();
+        // A repeatable key: one value per line, as the config file gives it.
+        if !h.http_header.is_empty() {
+            values.push(("http_header", h.http_header.join("\n")));
+        }
         Overrides {
             config: s.config.clone(),
             section: s.section.first().cloned(),
             sections: s.section.clone(),
             all_sections: s.all_sections,
-            values: pairs
-                .into_iter()
-                .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.clone())))
-                .collect(),
+            values,
         }
     }
 }
@@ -351,6 +398,24 @@ mod tests {
         let cli = Cli::parse_from(["akamai-siem", "check", "--config", "x.ini"]);
         assert!(matches!(cli.command, Some(Command::Check)));
         assert_eq!(cli.settings.config, Some(PathBuf::from("x.ini")));
+    }
+
+    #[test]
+    fn repeated_and_boolean_http_flags() {
+        let cli = Cli::parse_from([
+            "akamai-siem",
+            "--http-header",
+            "X-One: 1",
+            "--http-gzip",
+            "--http-header=X-Two: 2",
+            "--http-allow-plaintext=false",
+            "check",
+        ]);
+        let values = cli.overrides().values;
+        assert!(values.contains(&("http_header", "X-One: 1\nX-Two: 2".to_string())));
+        assert!(values.contains(&("http_gzip", "true".to_string())));
+        assert!(values.contains(&("http_allow_plaintext", "false".to_string())));
+        assert!(matches!(cli.command, Some(Command::Check)));
     }
 
     #[test]

@@ -111,7 +111,8 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyh
 }
 
 /// The run appends to an existing output file, or creates it in its directory; a syslog
-/// receiver must accept a session (and, for TLS, the certificates), which sends no message.
+/// receiver must accept a session (and, for TLS, the certificates), which sends no message; an
+/// HTTP receiver must answer a HEAD over a verified connection.
 fn check_output_is_writable(output: &OutputSettings) -> anyhow::Result<()> {
     let path = match &output.target {
         OutputTarget::File(path) | OutputTarget::SharedFile(path) => path,
@@ -120,6 +121,12 @@ fn check_output_is_writable(output: &OutputSettings) -> anyhow::Result<()> {
             let mut once = settings.clone();
             once.retry_budget = std::time::Duration::ZERO;
             crate::sink::open(&OutputTarget::Syslog(once), None, false)?;
+            return Ok(());
+        }
+        OutputTarget::Http(settings) => {
+            // A HEAD stores nothing: reachable, certificate verified, whatever it answers.
+            let status = crate::sink::probe_http(settings)?;
+            tracing::debug!("{} answered HEAD with HTTP {status}", settings.describe());
             return Ok(());
         }
         OutputTarget::Stdout => return Ok(()),
@@ -210,6 +217,12 @@ fn describe_output(output: &OutputSettings) -> String {
     match &output.target {
         OutputTarget::Stdout => format!("stdout, {format} format"),
         OutputTarget::File(path) => format!("{} (appended), {format} format", path.display()),
+        OutputTarget::Http(http) => format!(
+            "{} (POST, {} batches of at most {} events), {format} format",
+            http.describe(),
+            http.format.name(),
+            http.batch_events
+        ),
         OutputTarget::SharedFile(path) => format!(
             "{} (appended, shared with the run's other tenants), {format} format",
             path.display()

@@ -2,7 +2,8 @@
 //!
 //! - The Python wodle's `akamai_config.ini`, written for `configparser`: `key = value` or
 //!   `key: value`, full-line `#`/`;` comments, indented continuation lines, a `[DEFAULT]`
-//!   section whose keys every section inherits, and duplicate keys or sections are errors.
+//!   section whose keys every section inherits, and duplicate keys or sections are errors
+//!   (except for the few keys that are lists, such as `http_header`: each line adds one).
 //! - Akamai's `.edgerc`, as the official SDKs read it: values may be quoted (`"..."` or `'...'`
 //!   with backslash escapes, so `;` may appear inside), ` ;`/` #` start an inline comment, and
 //!   keys may be spelt with dashes (`client-secret`, `max-body`).
@@ -124,7 +125,14 @@ impl Ini {
             let value = parse_value(trimmed[split + 1..].trim())
                 .map_err(|message| error(format!("key `{key}`: {message}")))?;
             let entries = ini.section_mut(&section);
-            if let Some(previous) = entries.get(&key) {
+            if let Some(previous) = entries.get_mut(&key) {
+                if super::REPEATABLE.contains(&key.as_str()) {
+                    // One value per line, as continuation lines give them.
+                    previous.value.push('\n');
+                    previous.value.push_str(&value);
+                    last_key = Some(key);
+                    continue;
+                }
                 return Err(error(format!(
                     "key `{key}` appears twice in [{section}] (first on line {})",
                     previous.line
@@ -321,6 +329,21 @@ mod tests {
 
         let twice = Ini::parse("[a]\n[a]\n").unwrap_err();
         assert_eq!(twice.line, 2);
+    }
+
+    #[test]
+    fn a_repeatable_key_collects_one_value_per_line() {
+        let ini = Ini::parse(
+            "[a]\nhttp_header = X-One: 1\nhost = h\nhttp_header = X-Two: 2\n  X-Three: 3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            value(&ini, "a", "http_header"),
+            Some("X-One: 1\nX-Two: 2\nX-Three: 3")
+        );
+        assert_eq!(ini.get("a", "http_header").unwrap().line, 2);
+        // Any other key still may not be given twice.
+        assert!(Ini::parse("[a]\nhttp_format = ndjson\nhttp_format = splunk-hec\n").is_err());
     }
 
     #[test]

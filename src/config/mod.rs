@@ -5,12 +5,14 @@
 //! yields raw strings tagged with where they came from; one parser per key validates them, so an
 //! error always names the file, section, line, variable or flag to fix.
 
+mod http_output;
 mod ini;
 mod resolve;
 pub mod secret;
 mod settings;
 pub mod timespec;
 
+pub use http_output::{HttpFormat, HttpSettings, describe_url};
 pub use ini::{Ini, IniSyntaxError};
 pub use resolve::{CredentialSource, Environment, Overrides, Sources, load_tenants};
 pub use settings::*;
@@ -145,7 +147,19 @@ pub const KEYS: &[Key] = &[
     file_only("spool_dir"),
     // A deployment setting of the scheduled collector: only runs with state write it.
     file_only("metrics_file"),
+    key("http_format", "--http-format"),
+    key("http_gzip", "--http-gzip"),
+    key("http_batch_events", "--http-batch-events"),
+    key("http_batch_bytes", "--http-batch-bytes"),
+    key("http_header", "--http-header"),
+    secret("http_secret_header"),
+    key("http_ca_file", "--http-ca-file"),
+    key("http_allow_plaintext", "--http-allow-plaintext"),
 ];
+
+/// Keys that may appear more than once in a section (and as a flag): their values are joined
+/// one per line, as continuation lines would give them.
+pub const REPEATABLE: &[&str] = &["http_header"];
 
 pub fn env_name(key: &str) -> String {
     format!("AKAMAI_SIEM_{}", key.to_ascii_uppercase())

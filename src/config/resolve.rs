@@ -363,9 +363,14 @@ impl Sources {
 
     fn warn_about_readable_secrets(&mut self) {
         for file in [&self.config, &self.edgerc].into_iter().flatten() {
-            let holds_secret = ["client_secret", "access_token", "client_token"]
-                .iter()
-                .any(|k| file.ini.get(&file.section, k).is_some());
+            let holds_secret = [
+                "client_secret",
+                "access_token",
+                "client_token",
+                "http_secret_header",
+            ]
+            .iter()
+            .any(|k| file.ini.get(&file.section, k).is_some());
             if holds_secret && readable_by_others(&file.path) {
                 self.warnings.push(format!(
                     "{} holds API credentials and is readable by group or others: \

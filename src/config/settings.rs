@@ -3,6 +3,7 @@
 
 use super::resolve::CredentialSource;
 use super::{ConfigError, Origin, Sources};
+use crate::config::http_output::HttpSettings;
 use crate::config::secret::Secret;
 use crate::config::timespec::parse_duration;
 use std::fmt;
@@ -47,6 +48,8 @@ pub enum OutputTarget {
     File(PathBuf),
     /// A file other tenants of the same run append to as well.
     SharedFile(PathBuf),
+    /// POSTed in batches to an `https://` (or loopback `http://`) receiver.
+    Http(Box<HttpSettings>),
     /// A syslog receiver (`syslog://`, `syslog+tls://`, `syslog+udp://`).
     Syslog(Box<SyslogSettings>),
 }
@@ -261,7 +264,7 @@ pub enum RunKind {
 
 /// Builds settings groups from the loaded sources.
 pub struct Resolver<'a> {
-    sources: &'a Sources,
+    pub(super) sources: &'a Sources,
 }
 
 impl<'a> Resolver<'a> {
@@ -269,7 +272,7 @@ impl<'a> Resolver<'a> {
         Resolver { sources }
     }
 
-    fn parsed<T>(
+    pub(super) fn parsed<T>(
         &self,
         key: &'static str,
         default: T,
@@ -318,6 +321,9 @@ impl<'a> Resolver<'a> {
 
     pub fn output(&self) -> Result<OutputSettings, ConfigError> {
         let target = match self.sources.raw("output") {
+            Some((url, origin)) if super::http_output::is_http_url(&url) => {
+                OutputTarget::Http(Box::new(self.http_output(url.trim(), origin)?))
+            }
             Some((url, origin)) if is_syslog_url(url.trim()) => {
                 OutputTarget::Syslog(Box::new(self.syslog_settings(url.trim(), origin)?))
             }
@@ -442,20 +448,21 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn connect_timeout(&self) -> Result<Duration, ConfigError> {
+    /// Shared by the API and the HTTP output: one network, one pair of timeouts.
+    pub(super) fn connect_timeout(&self) -> Result<Duration, ConfigError> {
         self.parsed("connect_timeout", Duration::from_secs(10), |v| {
             parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(300))
         })
     }
 
-    fn read_timeout(&self) -> Result<Duration, ConfigError> {
+    pub(super) fn read_timeout(&self) -> Result<Duration, ConfigError> {
         self.parsed("read_timeout", Duration::from_secs(60), |v| {
             parse_duration_in(v, Duration::from_secs(1), Duration::from_secs(600))
         })
     }
 
     /// All waits of one run, for the API and for a remote output alike.
-    fn retry_budget(&self) -> Result<Duration, ConfigError> {
+    pub(super) fn retry_budget(&self) -> Result<Duration, ConfigError> {
         self.parsed("retry_budget", Duration::from_secs(120), |v| {
             parse_duration_in(v, Duration::ZERO, Duration::from_secs(3600))
         })
@@ -685,7 +692,7 @@ pub fn parse_config_ids(raw: &str) -> Result<ConfigIds, String> {
     Ok(ConfigIds(ids))
 }
 
-fn parse_in_range<T>(value: &str, min: T, max: T) -> Result<T, String>
+pub(super) fn parse_in_range<T>(value: &str, min: T, max: T) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
 {
@@ -712,7 +719,7 @@ fn parse_duration_in(value: &str, min: Duration, max: Duration) -> Result<Durati
 }
 
 /// `62914560`, `60MiB`, `60M`, `1G`: byte budgets are easier to read with a unit.
-fn parse_bytes(value: &str) -> Result<u64, String> {
+pub(super) fn parse_bytes(value: &str) -> Result<u64, String> {
     let split = value
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(value.len());

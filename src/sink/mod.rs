@@ -10,10 +10,12 @@
 
 pub mod backoff;
 mod file;
+mod http;
 mod stdout;
 mod syslog;
 
 pub use file::repair_torn_tail;
+pub use http::probe as probe_http;
 pub use stdout::PIPE_LOCK;
 
 use crate::checkpoint::OutputPosition;
@@ -110,6 +112,13 @@ pub fn open(
             Box::new(file::AppendFile::open_shared(path)?),
             Reconciled::Shared,
         ),
+        OutputTarget::Http(settings) => {
+            let post = http::HttpPost::open(settings).map_err(|source| OutputError::Write {
+                target: settings.describe(),
+                source,
+            })?;
+            (Box::new(post), Reconciled::Unconfirmed)
+        }
         OutputTarget::Syslog(settings) => (
             Box::new(syslog::SyslogDestination::open(settings)?),
             Reconciled::Unconfirmed,

@@ -387,7 +387,7 @@ fn shorten(text: &str) -> String {
     format!("{short}…")
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -403,7 +403,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// The certificate verdict of rustls somewhere in the error's chain (reqwest → hyper → io →
 /// rustls), as text; `None` for every other failure.
-fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(crate) fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause = Some(error);
     while let Some(current) = cause {
         // An io::Error's source() skips the error it wraps, and rustls's sits right there.

@@ -9,6 +9,7 @@ mod deploy;
 mod edgegrid_vectors;
 mod fetch;
 mod hostile_input;
+mod http_sink;
 mod install;
 mod operator;
 mod operator_tools;
