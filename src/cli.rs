@@ -2,13 +2,24 @@
 //! `config`, once, for flags, environment and files alike.
 
 use crate::config::Overrides;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// `--version`: the release, the git commit and the target triple (set by build.rs), so a
+/// production host can say exactly which build it runs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BUILD_GIT_COMMIT"),
+    ", ",
+    env!("BUILD_TARGET"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "akamai-siem",
-    version,
+    version = VERSION,
     about = "Pull security events from Akamai's SIEM API and print them as JSON lines for Wazuh",
     long_about = "Pull security events from Akamai's SIEM API and print them as JSON lines for \
                   Wazuh (or anything that reads JSON lines).\n\nWithout a subcommand it fetches: \
@@ -53,6 +64,31 @@ pub enum Command {
     /// Receive events pushed by an Akamai DataStream 2 security stream (custom HTTPS
     /// destination) until SIGTERM/SIGINT; each body is answered 200 only once durable.
     Receive(Box<ReceiveArgs>),
+    /// Print a shell completion script, generated from these very options.
+    #[command(after_help = "Install: bash: akamai-siem completions bash > \
+                            /etc/bash_completion.d/akamai-siem; zsh: into a directory of \
+                            $fpath as _akamai-siem; fish: into \
+                            ~/.config/fish/completions/akamai-siem.fish")]
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
+    /// Print the manual page (roff), generated from these very options: `akamai-siem man |
+    /// man -l -`.
+    Man {
+        /// Write akamai-siem.1 and one page per subcommand (akamai-siem-fetch.1 and so on) into DIR
+        /// instead, as a package installs them.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The shells `completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// Options of the push receiver. Secrets (auth_token, basic_password) have no flag: set them in

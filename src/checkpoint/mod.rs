@@ -16,4 +16,6 @@ mod state_file;
 
 pub use lock::{LockError, RunLock};
 pub use seen::{EventHash, EventHasher, Identity, Seen};
-pub use state_file::{OutputPosition, RefusedConfig, RunRecord, State, StateError, StateFile};
+pub use state_file::{
+    OutputPosition, RefusedConfig, RunRecord, State, StateError, StateFile, Totals,
+};

@@ -1,6 +1,7 @@
 //! The state file: what the next run needs, written atomically.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -35,6 +36,35 @@ pub struct State {
     /// is tried alone on every run and resumes from its own checkpoint once accepted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<RefusedConfig>,
+    /// Counters over every run with this state, for the metrics (Prometheus' `rate()` needs
+    /// counters that only grow). Absent from state files written before the metrics.
+    #[serde(default)]
+    pub totals: Totals,
+}
+
+/// What every run so far added up to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Totals {
+    pub runs: u64,
+    pub failed_runs: u64,
+    pub events: u64,
+    pub duplicates: u64,
+    pub pages: u64,
+    pub response_bytes: u64,
+    pub output_bytes: u64,
+    /// Retries by cause (`rate_limited`, `server_error`, `page_cut`...).
+    pub retries: BTreeMap<String, u64>,
+    /// Time-based recoveries (an expired or refused offset, a host or config change).
+    pub recoveries: u64,
+    pub gaps: u64,
+    /// Seconds of events lost in those gaps.
+    pub gap_seconds: u64,
+    pub events_with_decode_errors: u64,
+    pub bad_lines: u64,
+    pub shrunk_events: u64,
+    /// Unix seconds when the last run that exited 0 finished.
+    pub last_success_at: Option<i64>,
 }
 
 /// A config id the API refused, and how far its events were delivered before that.
@@ -78,6 +108,11 @@ pub struct RunRecord {
     /// Why the run stopped before catching up (`max_events`, `max_bytes`, `interrupted`…).
     #[serde(default)]
     pub stopped_by: Option<String>,
+    /// The run's exit code and how long it took (absent from older state files).
+    #[serde(default)]
+    pub exit_code: Option<u8>,
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 impl State {
@@ -101,6 +136,7 @@ impl State {
             seen: SeenPosition::default(),
             last_run: None,
             refused: Vec::new(),
+            totals: Totals::default(),
         }
     }
 }
@@ -349,6 +385,22 @@ mod tests {
         fs::write(file.path(), "{\"version\":1,\"host\":").unwrap();
         let message = file.load().unwrap_err().to_string();
         assert!(message.contains("state reset"), "{message}");
+    }
+
+    #[test]
+    fn a_state_from_before_the_metrics_loads_with_zero_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("s.state"));
+        fs::write(
+            file.path(),
+            r#"{"version":1,"host":"h","config_ids":"1","checkpoint":5,
+                "last_run":{"finished_at":9,"events":3,"pages":1,"caught_up":true}}"#,
+        )
+        .unwrap();
+        let state = file.load().unwrap().unwrap();
+        assert_eq!(state.totals, Totals::default());
+        assert_eq!(state.last_run.unwrap().exit_code, None);
+        assert_eq!(state.checkpoint, Some(5));
     }
 
     #[test]

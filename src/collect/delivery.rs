@@ -20,6 +20,8 @@ pub(super) struct Delivery {
     pub(super) shrunk_events: u64,
     pub(super) page_max_start: Option<f64>,
     pub(super) budget_hit: Option<StopReason>,
+    /// On a terminal only.
+    pub(super) progress: ProgressLine,
     /// The run's budget shared with other tenants: asked for more when this one's is spent.
     pub(super) pool: Option<std::sync::Arc<BudgetPool>>,
 }
@@ -54,6 +56,7 @@ impl Deliver for Delivery {
         self.bytes += length;
         self.events_with_decode_errors += u64::from(event.formatted.decode_errors);
         self.shrunk_events += u64::from(event.formatted.shrunk);
+        self.progress.event(self.events, self.bytes, event.start);
         if self.sink.is_full() {
             self.flush()?;
         }

@@ -16,10 +16,13 @@ pub mod tenants;
 mod config_ids;
 mod delivery;
 mod opening;
+mod progress;
 mod report;
+mod tally;
 
 use delivery::Delivery;
 use opening::{Checkpointing, open_state_and_output};
+use progress::ProgressLine;
 use report::report_notices;
 
 use crate::checkpoint::{RefusedConfig, RunLock, RunRecord, Seen, State, StateFile};
@@ -87,6 +90,12 @@ pub struct Summary {
     pub events_with_decode_errors: u64,
     pub shrunk_events: u64,
     pub retries: u32,
+    /// The same retries by cause (`tally::retry_cause`), for the metrics.
+    pub retry_causes: std::collections::BTreeMap<&'static str, u64>,
+    /// Time-based recoveries, gaps and the seconds those gaps lost.
+    pub recoveries: u64,
+    pub gaps: u64,
+    pub gap_seconds: u64,
     /// Reconnections and resends to a remote output (syslog, HTTP).
     pub output_retries: u64,
     pub spilled_bytes: u64,
@@ -216,6 +225,15 @@ pub fn run(setup: RunSetup<'_>) -> anyhow::Result<Summary> {
     collector.client = setup.client.for_config_ids(&together);
     collector.ids = ids.together;
     collector.waiting_alone = ids.alone;
+    // What a person watching the run sees it work through: the replay's range, or from the
+    // checkpoint to what the API serves now.
+    let range = replay.or_else(|| {
+        collector
+            .planner
+            .checkpoint()
+            .map(|from| (from, now - plan::SAFETY_LAG))
+    });
+    collector.delivery.progress = ProgressLine::new(range);
     collector.finish(started)
 }
 
@@ -274,6 +292,7 @@ impl<'a> Collector<'a> {
                 shrunk_events: 0,
                 page_max_start: None,
                 budget_hit: None,
+                progress: ProgressLine::new(None),
                 pool: setup.pool.clone(),
             },
             checkpointing,
@@ -304,18 +323,23 @@ impl<'a> Collector<'a> {
             }
             other => other,
         };
+        self.delivery.progress.clear();
         self.delivery.return_unused();
         self.collect_counters();
         self.summary.elapsed = started.elapsed();
-        self.record_run();
+        // The cause first, then the summary: every run ends with its summary line.
+        let exit = match &result {
+            Ok(()) => tenants::exit_for(&self.summary),
+            Err(error) => error_reporting::log(error),
+        };
+        self.record_run(exit);
+        self.write_metrics();
         match result {
             Ok(()) => {
                 self.log_summary(None);
                 Ok(self.summary)
             }
-            Err(error) => {
-                // The cause first, then the summary: every run ends with its summary line.
-                let exit = error_reporting::log(&error);
+            Err(_) => {
                 self.log_summary(Some(exit));
                 Err(anyhow::Error::new(Reported(exit)))
             }
@@ -454,6 +478,7 @@ impl<'a> Collector<'a> {
         match self.planner.page_cut(request.limit) {
             Some(limit) => {
                 self.retry.retried_at_once();
+                self.summary.count_retry("page_cut");
                 tracing::warn!(
                     code = "page_cut",
                     "{error}; retrying at once with at most {limit} events per page (the API \
@@ -489,6 +514,7 @@ impl<'a> Collector<'a> {
             }
             error => match self.retry.next_delay(&error, random_unit()) {
                 Some(delay) => {
+                    self.summary.count_retry(tally::retry_cause(&error));
                     let code = match error {
                         ApiError::InvalidTimestamp { .. } => "clock_skew",
                         ApiError::Truncated { .. } => "truncated",
@@ -573,18 +599,28 @@ impl<'a> Collector<'a> {
         self.summary.output_retries = self.delivery.sink.retries();
     }
 
-    /// Remember how this run ended, for `state show`; best effort (the commit already happened).
-    fn record_run(&mut self) {
+    /// Remember how this run ended, for `state show` and the metrics, and add it to the totals;
+    /// best effort (the commit already happened).
+    fn record_run(&mut self, exit: Exit) {
         let Some(checkpointing) = &mut self.checkpointing else {
             return;
         };
+        let finished_at = unix_now();
         checkpointing.state.last_run = Some(RunRecord {
-            finished_at: unix_now(),
+            finished_at,
             events: self.summary.events,
             pages: self.summary.pages,
             caught_up: self.summary.caught_up,
             stopped_by: self.summary.stopped_by.map(|s| s.name().to_string()),
+            exit_code: Some(exit.code()),
+            duration_ms: u64::try_from(self.summary.elapsed.as_millis()).unwrap_or(u64::MAX),
         });
+        tally::add_run(
+            &mut checkpointing.state.totals,
+            &self.summary,
+            exit,
+            finished_at,
+        );
         if let Err(error) = checkpointing.file.save(&checkpointing.state) {
             tracing::warn!("{error}");
         }

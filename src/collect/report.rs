@@ -135,6 +135,8 @@ pub(super) fn report_notices(notices: &[Notice], summary: &mut Summary, config_i
         match notice {
             Notice::Gap { from, to } => {
                 summary.lost_events = true;
+                summary.gaps += 1;
+                summary.gap_seconds += u64::try_from(to - from).unwrap_or(0);
                 tracing::error!(
                     code = "gap",
                     gap_from = from,
@@ -151,11 +153,15 @@ pub(super) fn report_notices(notices: &[Notice], summary: &mut Summary, config_i
                 describe(jiff_from(*from)),
                 describe(jiff_from(*to))
             ),
-            Notice::Recovering { from, reason } => tracing::warn!(
-                code = "recovering",
-                "{reason}: continuing{for_id} by time from {}; events already delivered are dropped by hash",
-                describe(jiff_from(*from))
-            ),
+            Notice::Recovering { from, reason } => {
+                summary.recoveries += 1;
+                tracing::warn!(
+                    code = "recovering",
+                    "{reason}: continuing{for_id} by time from {}; events already delivered are \
+                     dropped by hash",
+                    describe(jiff_from(*from))
+                )
+            }
         }
     }
 }

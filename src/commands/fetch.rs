@@ -82,7 +82,10 @@ fn run_several(cli: &Cli, sections: &[Sources]) -> anyhow::Result<Exit> {
             OutputTarget::File(path) => OutputTarget::File(for_tenant(&path, &name)),
             other => other,
         };
-        let collect = resolver.collect(&output, kind)?;
+        let mut collect = resolver.collect(&output, kind)?;
+        if let Some(metrics) = &mut collect.metrics {
+            metrics.path = for_tenant(&metrics.path, &name);
+        }
         let state = resolver.state(stateless)?.map(|mut state| {
             state.path = for_tenant(&state.path, &name);
             state
@@ -96,6 +99,7 @@ fn run_several(cli: &Cli, sections: &[Sources]) -> anyhow::Result<Exit> {
         });
     }
     refuse_shared_states(&tenants)?;
+    refuse_shared_metrics(&tenants)?;
     share_common_files(&mut tenants)?;
     let parallel = Resolver::new(&sections[0]).parallel()?;
     let signals = Signals::install().context("installing signal handlers")?;
@@ -124,6 +128,25 @@ fn refuse_shared_states(tenants: &[Tenant]) -> Result<(), ConfigError> {
                  (put {TENANT_PLACEHOLDER} in state_file, or set it per section)",
                 tenant.name,
                 state.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Each run replaces its metrics file whole: tenants sharing one would erase each other's.
+fn refuse_shared_metrics(tenants: &[Tenant]) -> Result<(), ConfigError> {
+    let mut owners: HashMap<&Path, &str> = HashMap::new();
+    for tenant in tenants {
+        let Some(metrics) = &tenant.collect.metrics else {
+            continue;
+        };
+        if let Some(other) = owners.insert(&metrics.path, &tenant.name) {
+            return Err(ConfigError::Usage(format!(
+                "tenants {other} and {} would share the metrics_file {}: each needs its own \
+                 (put {TENANT_PLACEHOLDER} in its file name, or set it per section)",
+                tenant.name,
+                metrics.path.display()
             )));
         }
     }

@@ -4,6 +4,7 @@
 
 mod check;
 mod decode;
+mod docs;
 mod fetch;
 mod receive;
 mod state;
@@ -85,6 +86,12 @@ fn early_diagnostics(cli: &Cli) -> Diagnostics {
 
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     refuse_inapplicable_flags(&cli)?;
+    // Generated from the command line alone: no config is needed or read.
+    match &cli.command {
+        Some(Command::Completions { shell }) => return docs::completions(*shell),
+        Some(Command::Man { dir }) => return docs::man(dir.as_deref()),
+        _ => {}
+    }
     let mut tenants = load_tenants(&cli.overrides(), Environment::from_process())?;
     // One log for the run: the first tenant's settings (a flag, the environment or [DEFAULT]).
     let log_settings = Resolver::new(&tenants[0]).logging()?;
@@ -119,6 +126,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             state::reset(&resolver, from.as_deref())
         }
         Some(Command::Receive(_)) => receive::run(&resolver),
+        Some(Command::Completions { .. } | Command::Man { .. }) => {
+            unreachable!("handled before the config is read")
+        }
     }
 }
 
@@ -146,6 +156,9 @@ fn several(cli: &Cli, tenants: &[Sources]) -> anyhow::Result<Exit> {
             ))),
             None | Some(Command::Fetch) => unreachable!("fetch runs its tenants itself"),
             Some(Command::Receive(_)) => unreachable!("receive refuses several sections"),
+            Some(Command::Completions { .. } | Command::Man { .. }) => {
+                unreachable!("handled before the config is read")
+            }
         };
         let tenant_exit = match result {
             Ok(exit) => exit,
@@ -225,6 +238,9 @@ fn refuse_inapplicable_flags(cli: &Cli) -> Result<(), ConfigError> {
             vec![],
             "`receive`, which is pushed to and keeps its own state (--receive-state)",
         ),
+        Some(Command::Completions { .. } | Command::Man { .. }) => {
+            (vec![], "`completions` and `man`, which only print text")
+        }
         // clap hands `state reset --from` to the global --from too.
         Some(Command::State(StateCommand::Reset { .. })) => (
             vec!["--state", "--initial-lookback", "--from"],

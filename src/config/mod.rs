@@ -161,6 +161,8 @@ pub const KEYS: &[Key] = &[
     key("receive_state_file", "--receive-state"),
     key("quarantine_dir", "--quarantine-dir"),
     key("summary_interval", "--summary-interval"),
+    // A deployment setting of the scheduled collector: only runs with state write it.
+    file_only("metrics_file"),
     key("http_format", "--http-format"),
     key("http_gzip", "--http-gzip"),
     key("http_batch_events", "--http-batch-events"),

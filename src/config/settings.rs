@@ -244,6 +244,15 @@ pub struct CollectSettings {
     pub max_bytes: u64,
     pub retry_budget: Duration,
     pub spool_dir: Option<PathBuf>,
+    pub metrics: Option<MetricsSettings>,
+}
+
+/// `metrics_file`: where a run with state leaves its Prometheus metrics.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub path: PathBuf,
+    /// The `tenant` label: the tenant's name, or the config section without one.
+    pub tenant: String,
 }
 
 /// What kind of fetch the settings are for: it decides the budgets' defaults.
@@ -552,7 +561,45 @@ impl<'a> Resolver<'a> {
             max_bytes: self.parsed("max_bytes", default_bytes, parse_bytes)?,
             retry_budget: self.retry_budget()?,
             spool_dir: self.sources.path("spool_dir").map(|(path, _)| path),
+            metrics: self.metrics()?,
         })
+    }
+
+    /// The file is replaced through a temporary beside it, so its directory must exist; a
+    /// mistyped directory is caught before the run, not warned about after it.
+    fn metrics(&self) -> Result<Option<MetricsSettings>, ConfigError> {
+        let Some((path, origin)) = self.sources.path("metrics_file") else {
+            return Ok(None);
+        };
+        let invalid = |problem: String| ConfigError::Invalid {
+            key: "metrics_file",
+            origin: origin.clone(),
+            problem,
+        };
+        if path.is_dir() || path.file_name().is_none() {
+            return Err(invalid(format!(
+                "is {}, a directory: give a file in it, e.g. {}",
+                path.display(),
+                path.join("akamai_siem.prom").display()
+            )));
+        }
+        match path.parent() {
+            Some(dir) if dir.as_os_str().is_empty() || dir.is_dir() => {}
+            Some(dir) => {
+                return Err(invalid(format!(
+                    "is in {}, which is not a directory (node_exporter's textfile directory, \
+                     e.g. /var/lib/prometheus/node-exporter, must exist)",
+                    dir.display()
+                )));
+            }
+            None => return Err(invalid("names no file".to_string())),
+        }
+        // The tenant's name (`tenant`, or its section in a run of several), else the section.
+        let tenant = self
+            .tags(false)?
+            .tenant
+            .unwrap_or_else(|| self.sources.section().to_string());
+        Ok(Some(MetricsSettings { path, tenant }))
     }
 }
 
