@@ -181,6 +181,90 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// What the push receiver counted since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiveCounts {
+    pub bodies: u64,
+    pub events: u64,
+    pub duplicates: u64,
+    pub metadata: u64,
+    pub bad_lines: u64,
+    pub rejected: u64,
+    pub auth_failures: u64,
+    pub tls_failures: u64,
+    pub received_bytes: u64,
+    /// The output is open and its last commit succeeded.
+    pub output_up: bool,
+}
+
+/// Prometheus text for `receive`'s `GET /metrics`: the same family and names as the fetch
+/// metrics where they mean the same (`events_delivered_total`, `duplicates_dropped_total`,
+/// `bad_lines_total`), `push_*` for what only a receiver counts. Counters start at zero with
+/// the process, which Prometheus' `rate()` handles as a restart.
+pub fn render_receive(tenant: &str, counts: &ReceiveCounts, started_at: i64) -> String {
+    let labels = format!("tenant=\"{}\",route=\"push\"", escape(tenant));
+    let mut out = Metrics {
+        text: String::new(),
+        labels: &labels,
+    };
+    out.counter(
+        "events_delivered_total",
+        "Events written to the output.",
+        counts.events,
+    );
+    out.counter(
+        "duplicates_dropped_total",
+        "Events dropped because they were already delivered.",
+        counts.duplicates,
+    );
+    out.counter(
+        "bad_lines_total",
+        "Lines that were not JSON events (kept in the quarantine).",
+        counts.bad_lines,
+    );
+    out.counter(
+        "push_bodies_total",
+        "Pushed bodies answered 200 (durable).",
+        counts.bodies,
+    );
+    out.counter(
+        "push_metadata_objects_total",
+        "DataStream metadata objects skipped.",
+        counts.metadata,
+    );
+    out.counter(
+        "push_rejected_total",
+        "Pushes answered 4xx (other than 401) or 503.",
+        counts.rejected,
+    );
+    out.counter(
+        "push_auth_failures_total",
+        "Pushes answered 401.",
+        counts.auth_failures,
+    );
+    out.counter(
+        "push_tls_failures_total",
+        "TLS handshakes that failed or timed out.",
+        counts.tls_failures,
+    );
+    out.counter(
+        "push_received_bytes_total",
+        "Body bytes received, as sent (before gzip decompression).",
+        counts.received_bytes,
+    );
+    out.gauge(
+        "output_up",
+        "1 while the output is open and its last commit succeeded.",
+        if counts.output_up { 1.0 } else { 0.0 },
+    );
+    out.gauge(
+        "process_start_time_seconds",
+        "Unix time the receiver started.",
+        started_at as f64,
+    );
+    out.text
+}
+
 struct Metrics<'a> {
     text: String,
     labels: &'a str,
@@ -227,6 +311,40 @@ fn escape_help(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_receivers_metrics_parse_and_carry_its_counts() {
+        let counts = ReceiveCounts {
+            bodies: 3,
+            events: 120,
+            duplicates: 7,
+            auth_failures: 2,
+            output_up: true,
+            ..ReceiveCounts::default()
+        };
+        let text = render_receive("acme-eu", &counts, 1_796_000_000);
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        let value = |name: &str| {
+            scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name)
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                    _ => f64::NAN,
+                })
+                .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        };
+        assert_eq!(value("akamai_siem_events_delivered_total"), 120.0);
+        assert_eq!(value("akamai_siem_duplicates_dropped_total"), 7.0);
+        assert_eq!(value("akamai_siem_push_bodies_total"), 3.0);
+        assert_eq!(value("akamai_siem_push_auth_failures_total"), 2.0);
+        assert_eq!(value("akamai_siem_output_up"), 1.0);
+        let sample = &scrape.samples[0];
+        assert_eq!(sample.labels.get("tenant"), Some("acme-eu"));
+        assert_eq!(sample.labels.get("route"), Some("push"));
+    }
     use crate::checkpoint::{RunRecord, Totals};
 
     fn sample_state() -> State {

@@ -66,6 +66,12 @@ pub fn run(settings: &ReceiveSettings, output: &OutputSettings) -> anyhow::Resul
         stats: Arc::clone(&stats),
         stopping: AtomicBool::new(false),
         body_slots: Semaphore::new(server::BODY_SLOTS),
+        tenant: output
+            .tags
+            .tenant
+            .clone()
+            .unwrap_or_else(|| "default".to_string()),
+        started_at: crate::collect::unix_now(),
     });
     let mut reporter = Reporter::new();
     let served = runtime.block_on(serve(settings, tls, Arc::clone(&shared), &mut reporter));

@@ -26,6 +26,23 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The counts now, for `GET /metrics`.
+    pub fn counts(&self) -> crate::diagnostics::metrics::ReceiveCounts {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        crate::diagnostics::metrics::ReceiveCounts {
+            bodies: load(&self.bodies),
+            events: load(&self.events),
+            duplicates: load(&self.duplicates),
+            metadata: load(&self.metadata),
+            bad_lines: load(&self.bad_lines),
+            rejected: load(&self.rejected),
+            auth_failures: load(&self.auth_failures),
+            tls_failures: load(&self.tls_failures),
+            received_bytes: load(&self.received_bytes),
+            output_up: self.writer_ok.load(Ordering::Relaxed),
+        }
+    }
+
     pub fn record_body(&self, counts: &BodyCounts) {
         self.bodies.fetch_add(1, Ordering::Relaxed);
         self.events.fetch_add(counts.events, Ordering::Relaxed);

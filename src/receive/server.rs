@@ -54,6 +54,9 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     pub stopping: AtomicBool,
     pub body_slots: Semaphore,
+    /// For the metrics' labels.
+    pub tenant: String,
+    pub started_at: i64,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -134,6 +137,24 @@ async fn handle(
         let ready =
             !shared.stopping.load(Ordering::Relaxed) && stats.writer_ok.load(Ordering::Relaxed);
         return Ok(if ready { reply(200) } else { unavailable() });
+    }
+    if path == "/metrics" && request.method() == Method::GET {
+        // Authenticated like a push: the counts tell an outsider how much traffic there is.
+        if !shared.auth.allows(request.headers()) {
+            stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+            return Ok(reply(401));
+        }
+        let text = crate::diagnostics::metrics::render_receive(
+            &shared.tenant,
+            &stats.counts(),
+            shared.started_at,
+        );
+        let mut response = Response::new(Full::new(Bytes::from(text)));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return Ok(response);
     }
     if shared.path.as_deref().is_some_and(|wanted| wanted != path) {
         return Ok(reply(404));

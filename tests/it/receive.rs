@@ -709,6 +709,47 @@ fn oversized_malformed_and_misdirected_requests_get_their_status() {
     let health = client.get(format!("{base}/health")).send().unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.bytes().unwrap().len(), 0, "/health gives no data");
+    // The same metrics family as fetch's metrics_file, authenticated like a push.
+    let anonymous = client.get(format!("{base}/metrics")).send().unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .header("Authorization", TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = metrics.text().unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let value = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    let delivered = receiver.output().lines().count() as f64;
+    assert!(delivered >= 3.0);
+    assert_eq!(
+        value("akamai_siem_events_delivered_total"),
+        delivered,
+        "{text}"
+    );
+    assert!(value("akamai_siem_push_rejected_total") >= 6.0, "{text}");
+    assert!(
+        value("akamai_siem_push_auth_failures_total") >= 1.0,
+        "{text}"
+    );
+    assert_eq!(value("akamai_siem_output_up"), 1.0);
 
     assert!(receiver.terminate().success());
     assert_exactly_once(&ids_in(&receiver.output()), ids);
