@@ -62,7 +62,13 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyh
         limit: 1,
     };
     let started = Instant::now();
-    let body = client.open_page(&request)?;
+    let body = match client.open_page(&request) {
+        Ok(body) => body,
+        Err(error) if error.config_refusal().is_some() && api.config_ids.ids().len() > 1 => {
+            return Err(name_the_refused_ids(&client, &request, &api, error));
+        }
+        Err(error) => return Err(error.into()),
+    };
     let mut stats = PageStats::default();
     let reader = PageReader {
         memory_limit: 1024 * 1024,
@@ -108,6 +114,33 @@ pub(super) fn run(cli: &Cli, resolver: &Resolver<'_>, sources: &Sources) -> anyh
         "OK: the credentials work and the security configurations are readable"
     )?;
     Ok(Exit::Success)
+}
+
+/// The API refuses a request for several ids as a whole when one of them is refused: ask each
+/// alone, so the message names the id to fix (the run itself goes on with the others).
+fn name_the_refused_ids(
+    client: &Client,
+    request: &Request,
+    api: &crate::config::ApiSettings,
+    whole: crate::source::api::ApiError,
+) -> anyhow::Error {
+    let mut refused = Vec::new();
+    for id in api.config_ids.ids() {
+        let alone = client.for_config_ids(&id.to_string());
+        if let Err(error) = alone.open_page(request)
+            && let Some((status, reason)) = error.config_refusal()
+        {
+            refused.push(format!("config id {id} (HTTP {status}: {reason})"));
+        }
+    }
+    if refused.is_empty() {
+        return whole.into();
+    }
+    anyhow::Error::new(whole).context(format!(
+        "the API refuses {}; a fetch collects the other ids and reports these on every run \
+         until they are accepted (give the API client access, or remove them from config_id)",
+        refused.join(", ")
+    ))
 }
 
 /// The run appends to an existing output file, or creates it in its directory; a syslog

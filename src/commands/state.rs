@@ -51,6 +51,21 @@ pub(super) fn show(resolver: &Resolver<'_>) -> anyhow::Result<Exit> {
     writeln!(out, "state file   {}", settings.path.display())?;
     writeln!(out, "host         {}", state.host)?;
     writeln!(out, "config ids   {}", state.config_ids)?;
+    for refused in &state.refused {
+        let since = jiff::Timestamp::from_second(refused.since)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| refused.since.to_string());
+        let from = refused
+            .checkpoint
+            .and_then(|c| jiff::Timestamp::from_second(c).ok())
+            .map(|t| format!("; resumes from {t} once accepted"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "refused      config id {} since {since} (HTTP {}: {}){from}",
+            refused.id, refused.status, refused.reason
+        )?;
+    }
     match (&state.offset, state.offset_obtained_at) {
         (Some(offset), Some(t)) => {
             writeln!(out, "offset       {offset} (obtained {} ago)", ago(t))?

@@ -116,6 +116,17 @@ fn a_refused_id_is_set_apart_and_resumes_from_its_checkpoint_without_repeating_t
             (b_checkpoint as f64) < now() - 100.0,
             "B's checkpoint is before its first undelivered event"
         );
+        // `state show` names the refused id, why, and where it resumes.
+        let show = harness.run(&["state", "show"]);
+        show.assert_code(0);
+        assert!(
+            show.stdout
+                .contains(&format!("refused      config id {B} since "))
+                && show.stdout.contains(&format!("(HTTP {status}"))
+                && show.stdout.contains("resumes from"),
+            "{}",
+            show.stdout
+        );
 
         // Run 2: B is tried alone and still refused (reported again); A goes on by offset.
         let second = harness.fake.append_events(10);
@@ -455,4 +466,24 @@ fn with_several_tenants_a_refused_id_costs_only_its_own_tenant() {
         acme_got.iter().any(|id| id % 2 == 0) && acme_got.iter().any(|id| id % 2 == 1),
         "within acme, B's catch-up shares with A"
     );
+}
+
+#[test]
+fn check_names_the_refused_id_among_several() {
+    let harness = two_ids();
+    harness.fake.refuse(B, 403);
+    let run = harness.run(&["check"]);
+    run.assert_code(4).assert_no_secret(&harness);
+    assert!(
+        run.stderr.contains(&format!("config id {B} (HTTP 403")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains(&format!("config id {A} (HTTP")),
+        "{}",
+        run.stderr
+    );
+    harness.fake.accept(B);
+    harness.run(&["check"]).assert_code(0);
 }
