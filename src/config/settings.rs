@@ -110,6 +110,7 @@ impl Tags {
 /// and Wazuh's static fields and index clashes (a rule cannot match those by name).
 const RESERVED_LABELS: &[&str] = &[
     "tenant",
+    "tenantLabel",
     "integration",
     "type",
     "format",

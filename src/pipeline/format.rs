@@ -5,6 +5,9 @@ use crate::pipeline::decode::{DECODE_ERRORS, Decoder};
 use crate::pipeline::event::{Value, invalid_utf8_paths};
 use crate::pipeline::wazuh;
 
+/// The Wazuh format's display form of the tenant, for rule descriptions.
+pub const TENANT_LABEL: &str = "tenantLabel";
+
 pub struct Formatter {
     format: Format,
     wazuh: wazuh::Limits,
@@ -69,7 +72,16 @@ impl Formatter {
             }
             Format::Wazuh => {
                 let decoded = self.decoder.decode_event(event);
-                let decoded = self.add_tags(decoded);
+                let mut decoded = self.add_tags(decoded);
+                // The rules' descriptions start with `$(tenantLabel)`: `[acme] Akamai: deny …`
+                // for a tenant's event, and, since Wazuh renders a field an event lacks as
+                // nothing, `Akamai: deny …` for the plain single-account run.
+                if let (Some(tenant), Value::Object(fields)) = (&self.tags.tenant, &mut decoded) {
+                    fields.push((
+                        TENANT_LABEL.into(),
+                        Value::String(format!("[{tenant}] ").into()),
+                    ));
+                }
                 let decode_errors = decoded.get(DECODE_ERRORS).is_some();
                 let shrunk = wazuh::write_event(decoded, out, &self.wazuh).shrunk;
                 Formatted {

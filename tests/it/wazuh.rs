@@ -706,8 +706,16 @@ fn a_tenants_events_and_diagnostics_trigger_the_same_rules_and_carry_its_name() 
         assert_eq!(value["tenant"], "acme-eu");
         assert_eq!(value["customer"], "ACME");
         assert_wazuh_safe(&line);
-        let plain = classify(&rules, &wazuh_line(&raw)).unwrap();
-        assert_eq!(classify(&rules, &line).unwrap().id, plain.id, "event {id}");
+        let plain_line = wazuh_line(&raw);
+        let plain = classify(&rules, &plain_line).unwrap();
+        let rule = classify(&rules, &line).unwrap();
+        assert_eq!(rule.id, plain.id, "event {id}");
+        // The alert names the tenant; the single-account alert reads as it always did.
+        let tagged_text = describe(rule, &line);
+        assert!(tagged_text.starts_with("[acme-eu] Akamai"), "{tagged_text}");
+        let plain_text = describe(plain, &plain_line);
+        assert!(plain_text.starts_with("Akamai"), "{plain_text}");
+        assert!(!plain_text.contains("$("), "{plain_text}");
     }
     // A tenant's diagnostic, as the logging writes it: top-level tenant, named in the message.
     let line = r#"{"integration":"akamai","tenant":"acme-eu","collector":{"level":"error","code":"auth_failed","message":"[acme-eu] the API rejected the credentials"}}"#;
@@ -718,4 +726,18 @@ fn a_tenants_events_and_diagnostics_trigger_the_same_rules_and_carry_its_name() 
         "{}",
         rule.description
     );
+}
+
+/// A rule's description as Wazuh renders it (analysisd's ParseRuleComment): each `$(field)`
+/// becomes the field's value, or nothing when the event has no such field.
+fn describe(rule: &Rule, line: &str) -> String {
+    let value: Json = serde_json::from_str(line).unwrap();
+    let mut fields = BTreeMap::new();
+    flatten(&value, "", &mut fields);
+    let pattern = regex::Regex::new(r"\$\(([^)]*)\)").unwrap();
+    pattern
+        .replace_all(&rule.description, |c: &regex::Captures| {
+            fields.get(&c[1]).cloned().unwrap_or_default()
+        })
+        .into_owned()
 }
