@@ -5,14 +5,12 @@
 //! yields raw strings tagged with where they came from; one parser per key validates them, so an
 //! error always names the file, section, line, variable or flag to fix.
 
-mod http_output;
 mod ini;
 mod resolve;
 pub mod secret;
 mod settings;
 pub mod timespec;
 
-pub use http_output::{HttpFormat, HttpSettings, describe_url};
 pub use ini::{Ini, IniSyntaxError};
 pub use resolve::{CredentialSource, Environment, Overrides, Sources, load_tenants};
 pub use settings::*;

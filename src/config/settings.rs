@@ -3,15 +3,16 @@
 
 use super::resolve::CredentialSource;
 use super::{ConfigError, Origin, Sources};
-use crate::config::http_output::HttpSettings;
 use crate::config::secret::Secret;
 use crate::config::timespec::parse_duration;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod http;
 mod receive;
 mod syslog;
+pub use http::{HttpFormat, HttpSettings, describe_url};
 pub use receive::{PushAuth, ReceiveSettings, TlsFiles};
 pub use syslog::{
     SyslogFraming, SyslogMessageFormat, SyslogSettings, SyslogSeverity, SyslogTransport,
@@ -324,7 +325,7 @@ impl<'a> Resolver<'a> {
 
     pub fn output(&self) -> Result<OutputSettings, ConfigError> {
         let target = match self.sources.raw("output") {
-            Some((url, origin)) if super::http_output::is_http_url(&url) => {
+            Some((url, origin)) if http::is_http_url(&url) => {
                 OutputTarget::Http(Box::new(self.http_output(url.trim(), origin)?))
             }
             Some((url, origin)) if is_syslog_url(url.trim()) => {

@@ -6,9 +6,9 @@
 //! credential in `http_header` (a flag): those go in `http_secret_header`, file or environment
 //! only, and are never shown.
 
-use super::secret::Secret;
-use super::settings::{Resolver, parse_bytes, parse_in_range};
-use super::{ConfigError, Origin};
+use super::{Resolver, parse_bytes, parse_in_range};
+use crate::config::secret::Secret;
+use crate::config::{ConfigError, Origin};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
