@@ -43,16 +43,7 @@ pub(super) fn open_state_and_output(setup: &RunSetup<'_>) -> anyhow::Result<Open
         Reconciled::Rotated => tracing::info!("the output file was rotated since the last run"),
         Reconciled::New | Reconciled::Continued | Reconciled::Unconfirmed | Reconciled::Shared => {}
     }
-    // Hashes journalled after the last commit stand for lines that are still in the output
-    // (a new or rotated file, stdout's reader) unless the tail was cut, or a remote receiver
-    // never confirmed them: then those events must be sent again, not dropped as replays.
-    let keep_uncommitted = !matches!(
-        reconciled,
-        Reconciled::CutTail { .. }
-            | Reconciled::Continued
-            | Reconciled::Unconfirmed
-            | Reconciled::Shared
-    );
+    let keep_uncommitted = reconciled.keeps_uncommitted();
     let seen = Seen::open(
         &settings.path,
         state.seen,

@@ -135,16 +135,8 @@ impl Writer {
             | Reconciled::Unconfirmed
             | Reconciled::Shared => {}
         }
-        // As for fetch: hashes journalled after the last commit stand for lines still in the
-        // output, unless the tail was cut or a remote receiver never confirmed them (then those
-        // bodies were not acknowledged, and their events must be taken again when re-sent).
-        let keep_uncommitted = !matches!(
-            reconciled,
-            Reconciled::CutTail { .. }
-                | Reconciled::Continued
-                | Reconciled::Unconfirmed
-                | Reconciled::Shared
-        );
+        // As for fetch (those bodies were not acknowledged if their lines are gone).
+        let keep_uncommitted = reconciled.keeps_uncommitted();
         let seen = Seen::open(
             &self.state_settings.path,
             self.state.seen,

@@ -72,6 +72,23 @@ pub enum Reconciled {
     Unconfirmed,
 }
 
+impl Reconciled {
+    /// Whether hashes journalled after the last commit stand for lines that are still in the
+    /// output (a new or rotated file, stdout's reader): not when the tail was cut, or the file
+    /// is as the last commit left it, or a remote receiver never confirmed them, or a shared
+    /// file may or may not hold them. Then those events must be taken again, not dropped as
+    /// replays.
+    pub fn keeps_uncommitted(&self) -> bool {
+        !matches!(
+            self,
+            Reconciled::CutTail { .. }
+                | Reconciled::Continued
+                | Reconciled::Unconfirmed
+                | Reconciled::Shared
+        )
+    }
+}
+
 /// One route for output lines.
 pub trait Destination {
     /// Write all of `lines` (whole lines, each ending in `\n`), or fail.
