@@ -4,10 +4,9 @@
 
 use crate::common;
 
-use common::{BIN, assert_exactly_once, ids_in};
+use common::{assert_exactly_once, ids_in};
 use fake_akamai::{FakeAkamai, Fault, Options, TestCredentials};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 struct Accounts {
     dir: tempfile::TempDir,
@@ -71,18 +70,7 @@ impl Accounts {
     }
 
     fn run(&self, args: &[&str]) -> common::Run {
-        let output = Command::new(BIN)
-            .args([
-                "--config",
-                self.config.to_str().unwrap(),
-                "--diagnostics",
-                "text",
-            ])
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.dir.path().join("home"))
-            .env_remove("AKAMAI_SIEM_SECTION")
-            .stdin(Stdio::null())
+        let output = common::hermetic(self.dir.path(), &self.config, args)
             .output()
             .unwrap();
         common::Run::from(output)

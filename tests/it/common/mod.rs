@@ -19,6 +19,30 @@ pub struct Harness {
     pub config: PathBuf,
 }
 
+/// The binary run in `dir` with `config`, its own HOME and a clean environment (no inherited
+/// `AKAMAI_SIEM_*` or proxy variables); text diagnostics so that tests can read stderr.
+pub fn hermetic(dir: &Path, config: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--diagnostics",
+            "text",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir.join("home"))
+        .stdin(Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AKAMAI_SIEM_") || name.ends_with("_PROXY") || name.ends_with("_proxy")
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 pub fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -50,27 +74,7 @@ impl Harness {
     /// The binary with this harness's config and a clean environment; text diagnostics so
     /// that tests can read stderr.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .args([
-                "--config",
-                self.config.to_str().unwrap(),
-                "--diagnostics",
-                "text",
-            ])
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.dir.path().join("home"))
-            .stdin(Stdio::null());
-        for (name, _) in std::env::vars() {
-            if name.starts_with("AKAMAI_SIEM_")
-                || name.ends_with("_PROXY")
-                || name.ends_with("_proxy")
-            {
-                command.env_remove(name);
-            }
-        }
-        command
+        hermetic(self.dir.path(), &self.config, args)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
