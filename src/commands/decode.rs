@@ -54,6 +54,16 @@ pub(super) fn run(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> an
     let mut events = 0u64;
     let mut bad = PageStats::default();
     while let Some(line) = lines.next_line()? {
+        line_buffer.clear();
+        // The fetch's way first (see pipeline::direct), so both give the same bytes.
+        if let Line::Complete(bytes) | Line::Unterminated(bytes) = &line {
+            let raw = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+            if formatter.write_direct(raw, &mut line_buffer).is_some() {
+                deliver(&mut sink, &line_buffer)?;
+                events += 1;
+                continue;
+            }
+        }
         let shrunk;
         let (raw, value) = match line {
             Line::Oversized { shrunk: s, .. } => {
@@ -74,12 +84,8 @@ pub(super) fn run(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> an
                 event
             }
         };
-        line_buffer.clear();
         formatter.write(raw, value, &mut line_buffer);
-        if sink.needs_flush_before(line_buffer.len()) {
-            sink.flush()?;
-        }
-        sink.append(&line_buffer);
+        deliver(&mut sink, &line_buffer)?;
         events += 1;
     }
     sink.commit()?;
@@ -93,4 +99,13 @@ pub(super) fn run(resolver: &Resolver<'_>, file: Option<&std::path::Path>) -> an
     }
     tracing::info!(code = "summary", "decoded {events} event(s)");
     Ok(Exit::Success)
+}
+
+/// One output line to the sink, flushing first when the buffer would overflow.
+fn deliver(sink: &mut sink::Sink, line: &[u8]) -> Result<(), sink::OutputError> {
+    if sink.needs_flush_before(line.len()) {
+        sink.flush()?;
+    }
+    sink.append(line);
+    Ok(())
 }

@@ -28,7 +28,7 @@ pub const DECODE_ERRORS: &str = "decodeErrors";
 
 /// Standard alphabet, padding optional; lenient about trailing bits so that only text that is
 /// really not base64 counts as an error.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
+pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new()
         .with_decode_padding_mode(DecodePaddingMode::Indifferent)
@@ -45,6 +45,7 @@ pub fn decode_event(event: Value<'_>) -> Value<'_> {
 #[derive(Default)]
 pub struct Decoder {
     unescaped: Vec<u8>,
+    decoded: Vec<u8>,
     escape_run: Vec<u8>,
     errors: Vec<String>,
 }
@@ -142,28 +143,20 @@ impl Decoder {
     fn rule_list(&mut self, text: &str, prefix: &str, key: &str) -> Vec<Value<'static>> {
         percent_decode_into(text.as_bytes(), &mut self.unescaped);
         let errors = &mut self.errors;
-        self.unescaped
-            .split(|&byte| byte == b';')
-            .enumerate()
-            .map(|(index, element)| {
-                let trimmed = element.trim_ascii();
-                if trimmed.is_empty() {
-                    return Value::String(Cow::Borrowed(""));
+        let mut list = Vec::new();
+        for_each_rule_element(&self.unescaped, &mut self.decoded, |index, element| {
+            list.push(Value::String(match element {
+                RuleElement::Empty => Cow::Borrowed(""),
+                RuleElement::Text(text) => Cow::Owned(text.to_string()),
+                RuleElement::NotUtf8(bytes) | RuleElement::NotBase64(bytes) => {
+                    // Replaced bytes change what a rule sees, and an element that is not base64
+                    // keeps its text: say so either way.
+                    errors.push(format!("{prefix}{key}[{index}]"));
+                    Cow::Owned(String::from_utf8_lossy(bytes).into_owned())
                 }
-                let text = match BASE64.decode(trimmed) {
-                    Ok(bytes) => String::from_utf8(bytes).unwrap_or_else(|error| {
-                        // Replaced bytes change what a rule sees: say so.
-                        errors.push(format!("{prefix}{key}[{index}]"));
-                        String::from_utf8_lossy(error.as_bytes()).into_owned()
-                    }),
-                    Err(_) => {
-                        errors.push(format!("{prefix}{key}[{index}]"));
-                        String::from_utf8_lossy(element).into_owned()
-                    }
-                };
-                Value::String(Cow::Owned(text))
-            })
-            .collect()
+            }));
+        });
+        list
     }
 
     /// One percent-encoded block of `Name: value\r\n` lines → the lines, in order, repeats
@@ -174,6 +167,58 @@ impl Decoder {
             self.errors.push(format!("httpMessage.{key}[{index}]"))
         })
     }
+}
+
+/// One element of a percent-decoded rule list.
+pub(crate) enum RuleElement<'e> {
+    /// Empty or white space only: `""`.
+    Empty,
+    /// The element's base64, decoded.
+    Text(&'e str),
+    /// Base64 of bytes that are not UTF-8: those bytes.
+    NotUtf8(&'e [u8]),
+    /// Not base64: the element as it was sent.
+    NotBase64(&'e [u8]),
+}
+
+/// Each element of a percent-decoded rule list, in order, with its index: split on `;`, each
+/// trimmed and base64-decoded on its own (into `scratch`, reused). The tree decoder and the
+/// direct writer both decode through here, so they cannot disagree on an element.
+pub(crate) fn for_each_rule_element(
+    unescaped: &[u8],
+    scratch: &mut Vec<u8>,
+    mut each: impl FnMut(usize, RuleElement<'_>),
+) {
+    for (index, element) in unescaped.split(|&byte| byte == b';').enumerate() {
+        let trimmed = element.trim_ascii();
+        if trimmed.is_empty() {
+            each(index, RuleElement::Empty);
+            continue;
+        }
+        scratch.clear();
+        match BASE64.decode_vec(trimmed, scratch) {
+            Ok(()) => match std::str::from_utf8(scratch) {
+                Ok(text) => each(index, RuleElement::Text(text)),
+                Err(_) => each(index, RuleElement::NotUtf8(scratch)),
+            },
+            Err(_) => each(index, RuleElement::NotBase64(element)),
+        }
+    }
+}
+
+/// The lines of a percent-decoded header block that is valid UTF-8, in order, repeats kept,
+/// without their `\r`, empty ones skipped. Lines are found with the memchr crate (SIMD):
+/// `str::split` searches byte by byte. A `\n` is ASCII, so every cut is at a character boundary.
+pub(crate) fn header_lines(block: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', block.as_bytes())
+        .chain([block.len()])
+        .filter_map(move |end| {
+            let line = &block[start..end];
+            start = end + 1;
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            (!line.is_empty()).then_some(line)
+        })
 }
 
 /// Ragged lists are padded with `""` so index *i* means rule *i* in every list.
@@ -188,21 +233,9 @@ fn pad_rule_lists(fields: &mut Object<'_>, longest: usize) {
 fn decode_header_block(unescaped: &[u8], mut replaced: impl FnMut(usize)) -> Value<'static> {
     // Validate the block once; per-line lossy conversion only for the rare invalid block.
     let lines = match std::str::from_utf8(unescaped) {
-        // Lines found with the memchr crate (SIMD): `str::split` searches byte by byte. A `\n`
-        // is ASCII, so every cut is at a character boundary.
-        Ok(block) => {
-            let mut lines = Vec::new();
-            let mut start = 0;
-            for end in memchr::memchr_iter(b'\n', unescaped).chain([unescaped.len()]) {
-                let line = &block[start..end];
-                start = end + 1;
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                if !line.is_empty() {
-                    lines.push(Value::String(Cow::Owned(line.to_string())));
-                }
-            }
-            lines
-        }
+        Ok(block) => header_lines(block)
+            .map(|line| Value::String(Cow::Owned(line.to_string())))
+            .collect(),
         Err(_) => unescaped
             .split(|&byte| byte == b'\n')
             .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
@@ -225,7 +258,7 @@ fn decode_header_block(unescaped: &[u8], mut replaced: impl FnMut(usize)) -> Val
 /// UTF-8 is kept exactly as written (`caf%e9`, the overlong `/` `%c0%af`): replacing it would
 /// destroy attack evidence. The flag says whether any escape was kept. `run` is scratch space
 /// for the bytes of a run of escapes, so the decoder allocates only the decoded text.
-fn decode_readable_with<'t>(text: &'t str, run: &mut Vec<u8>) -> (Cow<'t, str>, bool) {
+pub(crate) fn decode_readable_with<'t>(text: &'t str, run: &mut Vec<u8>) -> (Cow<'t, str>, bool) {
     let input = text.as_bytes();
     if memchr(b'%', input).is_none() {
         return (Cow::Borrowed(text), false);

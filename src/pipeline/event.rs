@@ -223,7 +223,7 @@ pub fn write_string(text: &str, out: &mut Vec<u8>) {
 }
 
 /// Index of the first byte that needs an escape.
-fn first_escape(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn first_escape(bytes: &[u8]) -> Option<usize> {
     // SAFETY: SSE2 is part of the x86-64 baseline: every x86-64 CPU has it.
     #[cfg(target_arch = "x86_64")]
     let (checked, found) = unsafe { sse2::first_escape(bytes) };

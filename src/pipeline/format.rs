@@ -2,6 +2,7 @@
 
 use crate::config::{Format, OutputSettings, Tags};
 use crate::pipeline::decode::{DECODE_ERRORS, Decoder};
+use crate::pipeline::direct::{Direct, Written};
 use crate::pipeline::event::{Value, invalid_utf8_paths};
 use crate::pipeline::wazuh;
 
@@ -13,6 +14,7 @@ pub struct Formatter {
     wazuh: wazuh::Limits,
     decoder: Decoder,
     tags: Tags,
+    direct: Direct,
 }
 
 /// What formatting noticed about an event, for the run's counters.
@@ -34,7 +36,16 @@ impl Formatter {
             },
             decoder: Decoder::default(),
             tags: output.tags.clone(),
+            direct: Direct::new(output),
         }
+    }
+
+    /// Append the line for `raw` (a response line without its line end) straight from its
+    /// bytes when it is an ordinary event (see [`crate::pipeline::direct`]): exactly what
+    /// [`Formatter::write`] would give for it, with nothing to report. `None`, with `out`
+    /// untouched, when the line needs the general path: classify it and call `write`.
+    pub fn write_direct(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Option<Written> {
+        self.direct.write(raw, out)
     }
 
     /// The tenant and labels, last among the event's top-level members. The raw format has

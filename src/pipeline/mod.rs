@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod decode;
+pub mod direct;
 pub mod event;
 pub mod format;
 pub mod pool;

@@ -104,7 +104,22 @@ fn format_batch(
                 continue;
             }
         };
-        let (raw, kind) = classify_line(&batch.data[range], terminated);
+        let line = &batch.data[range];
+        let raw = line.strip_suffix(b"\r").unwrap_or(line);
+        let begin = output.len();
+        if let Some(written) = formatter.write_direct(raw, &mut output) {
+            records.push(Record::Event {
+                hash: identity.hash(raw),
+                start: written.start,
+                output: begin..output.len(),
+                formatted: Formatted {
+                    decode_errors: written.decode_errors,
+                    shrunk: false,
+                },
+            });
+            continue;
+        }
+        let (raw, kind) = classify_line(line, terminated);
         let record = match kind {
             LineKind::Blank => continue,
             LineKind::Context(context) => Record::Context(context),

@@ -62,7 +62,7 @@ const INDEX_CLASHES: &[&str] = &["port", "timestamp"];
 
 /// An event field at the top level with a reserved name is kept under `akamai_<name>`: static
 /// fields, index clashes, and the two names this shaping adds.
-fn is_reserved_top_level(name: &str) -> bool {
+pub(crate) fn is_reserved_top_level(name: &str) -> bool {
     ["integration", "srcip"]
         .iter()
         .chain(STATIC_FIELDS)
