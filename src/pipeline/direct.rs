@@ -21,7 +21,7 @@ use crate::pipeline::decode::{
     DECODE_ERRORS, RULE_FIELDS, RuleElement, decode_readable_with, for_each_rule_element,
     header_lines, percent_decode_into,
 };
-use crate::pipeline::event::{first_escape, write_string};
+use crate::pipeline::event::{escape_bitmap, write_string};
 use crate::pipeline::format::TENANT_LABEL;
 use crate::pipeline::wazuh::{self, is_reserved_top_level};
 
@@ -51,6 +51,7 @@ pub struct Direct {
     escape_run: Vec<u8>,
     /// The event's `decodeErrors` entries so far, as JSON texts joined by commas.
     errors: Vec<u8>,
+    escapes: Vec<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -136,6 +137,7 @@ impl Direct {
             decoded: Vec::new(),
             escape_run: Vec::new(),
             errors: Vec::new(),
+            escapes: Vec::new(),
         }
     }
 
@@ -147,14 +149,18 @@ impl Direct {
             return None;
         }
         let begin = out.len();
-        let written = self.write_event(raw, out);
+        // Lent out for the walk, which borrows it while the decoders use the other scratch.
+        let mut escapes = std::mem::take(&mut self.escapes);
+        escape_bitmap(raw, &mut escapes);
+        let written = self.write_event(raw, &escapes, out);
+        self.escapes = escapes;
         if written.is_none() {
             out.truncate(begin);
         }
         written
     }
 
-    fn write_event(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Option<Written> {
+    fn write_event(&mut self, raw: &[u8], escapes: &[u64], out: &mut Vec<u8>) -> Option<Written> {
         // One check of the whole line, so every string below is text already.
         let text = std::str::from_utf8(raw).ok()?;
         if raw.first() != Some(&b'{') || raw.last() != Some(&b'}') {
@@ -170,7 +176,11 @@ impl Direct {
             attack_data_seen: false,
             http_message_seen: false,
         };
-        let mut cursor = Cursor { text, at: 1 };
+        let mut cursor = Cursor {
+            text,
+            escapes,
+            at: 1,
+        };
         self.errors.clear();
         let begin = out.len();
         if wazuh {
@@ -527,6 +537,8 @@ impl<'a> Keys<'a> {
 /// A position in the line. Every method returns `None` for what the direct path does not take.
 struct Cursor<'a> {
     text: &'a str,
+    /// [`escape_bitmap`] of `text`: where each string can end.
+    escapes: &'a [u64],
     at: usize,
 }
 
@@ -561,7 +573,13 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let start = self.at;
-        let end = start + first_escape(&self.text.as_bytes()[start..])?;
+        let mut word = start / 64;
+        let mut bits = *self.escapes.get(word)? & (u64::MAX << (start % 64));
+        while bits == 0 {
+            word += 1;
+            bits = *self.escapes.get(word)?;
+        }
+        let end = word * 64 + bits.trailing_zeros() as usize;
         // The first byte needing an escape must be the closing quote: a backslash is an escape
         // (the general path unescapes it), a control character makes the line invalid JSON.
         if self.text.as_bytes()[end] != b'"' {

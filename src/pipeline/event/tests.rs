@@ -103,3 +103,28 @@ fn pointer_and_get_follow_keys() {
     assert!(value.pointer(&["attackData", "missing"]).is_none());
     assert!(value.get("attackData").unwrap().get("clientIP").is_some());
 }
+
+#[test]
+fn the_escape_bitmap_marks_exactly_the_bytes_that_need_an_escape() {
+    let mut bits = Vec::new();
+    for length in [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 200] {
+        for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for at in (0..length).step_by(7) {
+                let mut bytes: Vec<u8> = (0..length).map(|i| b' ' + (i % 90) as u8).collect();
+                // Fill with bytes that need no escape, but for the one under test and any
+                // quote or backslash the pattern itself makes.
+                bytes[at] = special;
+                escape_bitmap(&bytes, &mut bits);
+                assert_eq!(bits.len(), length.div_ceil(64));
+                for (index, &byte) in bytes.iter().enumerate() {
+                    let set = bits[index / 64] >> (index % 64) & 1 == 1;
+                    let needs = byte == b'"' || byte == b'\\' || byte < 0x20;
+                    assert_eq!(set, needs, "byte {index} ({byte:#x}) of {length}");
+                }
+            }
+        }
+    }
+    // Bytes of 0x80 and above are text, never escapes.
+    escape_bitmap(&[0x80, 0xff, 0xe9, 0x7f], &mut bits);
+    assert_eq!(bits, [0]);
+}
