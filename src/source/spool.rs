@@ -589,7 +589,11 @@ mod tests {
             chunk.push(b'x');
             producer.push(chunk).unwrap();
         }
-        assert_eq!(consumer.spilled_bytes(), 1, "the third 1 KiB buffer is over 2 KiB");
+        assert_eq!(
+            consumer.spilled_bytes(),
+            1,
+            "the third 1 KiB buffer is over 2 KiB"
+        );
     }
 
     #[test]
