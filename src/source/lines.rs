@@ -13,6 +13,10 @@ pub trait ChunkSource {
     type Error;
     /// The next chunk; `Ok(None)` at the end of the stream.
     fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Self::Error>;
+    /// A chunk whose lines are all taken, for reuse (a source that has no use drops it).
+    fn recycle(&mut self, chunk: Vec<u8>) {
+        drop(chunk);
+    }
 }
 
 impl ChunkSource for crate::source::spool::Consumer {
@@ -20,24 +24,34 @@ impl ChunkSource for crate::source::spool::Consumer {
     fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Self::Error> {
         crate::source::spool::Consumer::next_chunk(self)
     }
+    fn recycle(&mut self, chunk: Vec<u8>) {
+        crate::source::spool::Consumer::recycle(self, chunk)
+    }
 }
 
 /// Reads any `Read` in fixed-size chunks (files and stdin for `decode`, tests).
 pub struct ReadChunks<R> {
     reader: R,
     chunk_size: usize,
+    /// The last spent chunk, filled again instead of a fresh zeroed one.
+    spare: Option<Vec<u8>>,
 }
 
 impl<R: std::io::Read> ReadChunks<R> {
     pub fn new(reader: R, chunk_size: usize) -> Self {
-        ReadChunks { reader, chunk_size }
+        ReadChunks {
+            reader,
+            chunk_size,
+            spare: None,
+        }
     }
 }
 
 impl<R: std::io::Read> ChunkSource for ReadChunks<R> {
     type Error = std::io::Error;
     fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Self::Error> {
-        let mut chunk = vec![0; self.chunk_size];
+        let mut chunk = self.spare.take().unwrap_or_default();
+        chunk.resize(self.chunk_size, 0);
         loop {
             match self.reader.read(&mut chunk) {
                 Ok(0) => return Ok(None),
@@ -49,6 +63,9 @@ impl<R: std::io::Read> ChunkSource for ReadChunks<R> {
                 Err(e) => return Err(e),
             }
         }
+    }
+    fn recycle(&mut self, chunk: Vec<u8>) {
+        self.spare = Some(chunk);
     }
 }
 
@@ -179,7 +196,10 @@ impl<S: ChunkSource> Lines<S> {
             }
             match self.source.next_chunk()? {
                 Some(chunk) => {
-                    self.chunk = chunk;
+                    let spent = std::mem::replace(&mut self.chunk, chunk);
+                    if spent.capacity() > 0 {
+                        self.source.recycle(spent);
+                    }
                     self.position = 0;
                 }
                 None => {

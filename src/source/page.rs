@@ -26,8 +26,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-/// Lines are handed to the workers in batches of about this many bytes.
-const BATCH_BYTES: usize = 128 * 1024;
+/// Lines are handed to the workers in batches of about this many bytes. Measured on the
+/// benchmark's 600,000-event page against 128 KiB: 3% less CPU and 7% less wall time (fewer
+/// hand-offs and wake-ups per event); 512 KiB was slower again, and costs memory per batch.
+const BATCH_BYTES: usize = 256 * 1024;
 /// …or this many lines, whichever comes first (a body of empty lines has no bytes to count).
 const BATCH_LINES: usize = 4096;
 

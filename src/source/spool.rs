@@ -1,10 +1,20 @@
-//! A queue between the network reader and the event writer that never makes the reader wait.
+//! A queue between the network reader and the event writer that never lets a slow output get
+//! the response cut.
 //!
 //! Akamai stops sending a response after two minutes. If the output is slower than the network
 //! (a pipe that Wazuh drains slowly, a busy disk) a plain pipeline would slow the socket read and
 //! get the page cut. So chunks go to memory up to a small bound and beyond it to an unlinked
 //! temporary file; the reader drains memory first, then the file, then returns to memory. Order
 //! is kept because nothing goes to memory while the file still holds unread data.
+//!
+//! Spilling is not free, though: when the output merely runs a little behind a fast network
+//! (the format workers decode ~150-300 MB/s, loopback TLS delivers ~500), nearly the whole page
+//! would go through the file, written and read back for nothing. So while the output keeps
+//! pace ([`PACE`]: it frees memory at least 32 MiB/s, and for at most 20 s of waiting per
+//! response) the reader waits for room in memory instead; the first time the output falls
+//! behind that pace, the reader stops waiting for the rest of the response and spills. The
+//! download can then never be slower than 32 MiB/s, nor than the network 20 s after it began.
+//! Spent chunks come back to the reader for reuse, so the byte path allocates nothing per read.
 
 use crate::source::api::{ApiError, PageBody};
 use std::collections::VecDeque;
@@ -15,7 +25,43 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// When the reader may wait for the output instead of spilling.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// While waiting, the output must take chunks at least this fast (bytes per second).
+    pub min_rate: f64,
+    /// Waiting allowed before the output has shown its rate (start-up, a scheduling hiccup).
+    pub slack: Duration,
+    /// At most this much waiting per response, whatever the rate: Akamai's two minutes leave
+    /// the rest for the network alone.
+    pub max_wait: Duration,
+}
+
+#[cfg(test)]
+impl Pace {
+    /// Never wait: spill as soon as memory is full.
+    pub const NEVER: Pace = Pace {
+        min_rate: f64::INFINITY,
+        slack: Duration::ZERO,
+        max_wait: Duration::ZERO,
+    };
+}
+
+/// At 32 MiB/s even a 600,000-event page of 2.2 KB events (1.3 GB) is read in 40 s; a slower
+/// output (a pipe Wazuh drains at a few MB/s) is spilled for at once, after at most 0.1 s.
+pub const PACE: Pace = Pace {
+    min_rate: 32.0 * 1024.0 * 1024.0,
+    slack: Duration::from_millis(100),
+    max_wait: Duration::from_secs(20),
+};
+
+/// The body is read in pieces of this size.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Spent chunks kept for reuse (beyond it they are freed).
+const SPARE_CHUNKS: usize = 8;
 
 /// Why the stream of chunks ended early. Typed, so that the consumer's thread sees the same
 /// error the reader's thread had: a network failure stays an [`ApiError`] (retried), and a
@@ -42,6 +88,7 @@ pub struct SpoolError(io::Error);
 
 struct State {
     memory: VecDeque<Vec<u8>>,
+    /// Capacity, not length, of the chunks in memory: a short read still holds a whole buffer.
     memory_bytes: usize,
     spill: Option<File>,
     /// Unread bytes of the spill file are `[spill_read, spill_written)`.
@@ -51,6 +98,16 @@ struct State {
     finished: Option<Result<(), ApiError>>,
     consumer_gone: bool,
     spill_error_logged: bool,
+    /// The reader still waits for the output when memory is full (see [`Pace`]).
+    patient: bool,
+    /// Time the reader spent waiting for room, and what the output took meanwhile.
+    waited: Duration,
+    taken_while_waiting: u64,
+    /// Who is blocked on `changed`, so that nobody is woken for nothing.
+    producer_waiting: bool,
+    consumer_waiting: bool,
+    /// Spent chunks, back from the consumer for the reader to fill again.
+    spare: Vec<Vec<u8>>,
 }
 
 impl State {
@@ -64,6 +121,7 @@ struct Shared {
     changed: Condvar,
     memory_limit: usize,
     spill_dir: Option<PathBuf>,
+    pace: Pace,
 }
 
 impl Shared {
@@ -76,6 +134,14 @@ impl Shared {
 }
 
 pub fn channel(memory_limit: usize, spill_dir: Option<PathBuf>) -> (Producer, Consumer) {
+    channel_with_pace(memory_limit, spill_dir, PACE)
+}
+
+pub fn channel_with_pace(
+    memory_limit: usize,
+    spill_dir: Option<PathBuf>,
+    pace: Pace,
+) -> (Producer, Consumer) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             memory: VecDeque::new(),
@@ -87,10 +153,17 @@ pub fn channel(memory_limit: usize, spill_dir: Option<PathBuf>) -> (Producer, Co
             finished: None,
             consumer_gone: false,
             spill_error_logged: false,
+            patient: !pace.max_wait.is_zero(),
+            waited: Duration::ZERO,
+            taken_while_waiting: 0,
+            producer_waiting: false,
+            consumer_waiting: false,
+            spare: Vec::new(),
         }),
         changed: Condvar::new(),
         memory_limit,
         spill_dir,
+        pace,
     });
     (
         Producer {
@@ -99,7 +172,7 @@ pub fn channel(memory_limit: usize, spill_dir: Option<PathBuf>) -> (Producer, Co
         Consumer {
             shared,
             stop: None,
-            spill_buffer_size: 256 * 1024,
+            spill_buffer_size: READ_SIZE,
         },
     )
 }
@@ -113,8 +186,8 @@ pub struct Producer {
 pub struct ConsumerGone;
 
 impl Producer {
-    /// Queue a chunk. Never waits for the consumer, except when memory is full and no spill file
-    /// can be created (then it has no other choice).
+    /// Queue a chunk. Waits for the consumer only while it keeps pace (see [`Pace`]), or when
+    /// memory is full and no spill file can be created (then it has no other choice).
     pub fn push(&self, chunk: Vec<u8>) -> Result<(), ConsumerGone> {
         if chunk.is_empty() {
             return Ok(());
@@ -124,17 +197,47 @@ impl Producer {
             if state.consumer_gone {
                 return Err(ConsumerGone);
             }
-            let fits_in_memory = state.memory_bytes + chunk.len() <= self.shared.memory_limit
+            let fits_in_memory = state.memory_bytes + chunk.capacity() <= self.shared.memory_limit
                 || state.memory.is_empty();
             if !state.spill_pending() && fits_in_memory {
-                state.memory_bytes += chunk.len();
+                state.memory_bytes += chunk.capacity();
                 state.memory.push_back(chunk);
-                self.shared.changed.notify_all();
+                if state.consumer_waiting {
+                    self.shared.changed.notify_all();
+                }
                 return Ok(());
+            }
+            if state.patient && !state.spill_pending() {
+                if let Some(allowed) = self.wait_allowed(&state) {
+                    state.producer_waiting = true;
+                    let started = Instant::now();
+                    state = self
+                        .shared
+                        .changed
+                        .wait_timeout(state, allowed)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .0;
+                    state.waited += started.elapsed();
+                    state.producer_waiting = false;
+                    continue;
+                }
+                // The output fell behind: from now on this response goes to the file.
+                state.patient = false;
+                tracing::debug!(
+                    waited_ms = state.waited.as_millis() as u64,
+                    taken = state.taken_while_waiting,
+                    "the output is slower than the network: spooling the rest of the response"
+                );
             }
             match self.append_to_spill(&mut state, &chunk) {
                 Ok(()) => {
-                    self.shared.changed.notify_all();
+                    if state.consumer_waiting {
+                        self.shared.changed.notify_all();
+                    }
+                    // Its bytes are in the file: the chunk can be filled again at once.
+                    if state.spare.len() < SPARE_CHUNKS {
+                        state.spare.push(chunk);
+                    }
                     return Ok(());
                 }
                 Err(error) => {
@@ -155,6 +258,22 @@ impl Producer {
                 }
             }
         }
+    }
+
+    /// How much longer the reader may wait for room in memory, if at all: the output has
+    /// `slack` plus the time `min_rate` gives for what it took while the reader waited, within
+    /// `max_wait` in all.
+    fn wait_allowed(&self, state: &State) -> Option<Duration> {
+        let pace = &self.shared.pace;
+        let earned = Duration::try_from_secs_f64(state.taken_while_waiting as f64 / pace.min_rate)
+            .unwrap_or(Duration::ZERO);
+        let allowed = (pace.slack + earned).min(pace.max_wait);
+        allowed.checked_sub(state.waited).filter(|d| !d.is_zero())
+    }
+
+    /// A spent chunk to fill again, if the consumer has given one back.
+    fn spare(&self) -> Option<Vec<u8>> {
+        self.shared.lock().spare.pop()
     }
 
     fn append_to_spill(&self, state: &mut State, chunk: &[u8]) -> io::Result<()> {
@@ -193,18 +312,18 @@ impl Drop for Producer {
     }
 }
 
-/// The body is read in pieces of this size.
-const READ_SIZE: usize = 64 * 1024;
-
-/// Read the whole body into the spool as fast as the network gives it (on its own thread: the
-/// socket never waits for the output), then say how it ended.
+/// Read the whole body into the spool (on its own thread: the socket never waits for a slow
+/// output), then say how it ended. Reads go straight into the chunks the spool hands on, and a
+/// spent chunk keeps its length, so refilling it zeroes only the little it lacked.
 pub fn pump(mut body: PageBody, producer: Producer) {
-    let mut buffer = vec![0u8; READ_SIZE];
     loop {
-        match body.read(&mut buffer) {
+        let mut chunk = producer.spare().unwrap_or_default();
+        chunk.resize(READ_SIZE, 0);
+        match body.read(&mut chunk) {
             Ok(0) => return producer.finish(Ok(())),
             Ok(n) => {
-                if producer.push(buffer[..n].to_vec()).is_err() {
+                chunk.truncate(n);
+                if producer.push(chunk).is_err() {
                     return;
                 }
             }
@@ -237,7 +356,14 @@ impl Consumer {
         let mut state = self.shared.lock();
         loop {
             if let Some(chunk) = state.memory.pop_front() {
-                state.memory_bytes -= chunk.len();
+                state.memory_bytes -= chunk.capacity();
+                if state.producer_waiting {
+                    state.taken_while_waiting += chunk.len() as u64;
+                    // Wake the reader at half the bound, not per chunk: fewer wake-ups.
+                    if state.memory_bytes <= self.shared.memory_limit / 2 {
+                        self.shared.changed.notify_all();
+                    }
+                }
                 return Ok(Some(chunk));
             }
             if state.spill_pending() {
@@ -251,19 +377,31 @@ impl Consumer {
             if self.stop_requested() {
                 return Err(Failure::Stopped);
             }
+            state.consumer_waiting = true;
             state = self
                 .shared
                 .changed
                 .wait_timeout(state, Duration::from_millis(100))
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
+            state.consumer_waiting = false;
+        }
+    }
+
+    /// Give a spent chunk back for the reader to fill again (it keeps its length: see [`pump`]).
+    pub fn recycle(&self, chunk: Vec<u8>) {
+        let mut state = self.shared.lock();
+        if state.spare.len() < SPARE_CHUNKS {
+            state.spare.push(chunk);
         }
     }
 
     fn read_spill(&self, mut state: MutexGuard<'_, State>) -> Result<Vec<u8>, Failure> {
         let start = state.spill_read;
         let length = (state.spill_written - start).min(self.spill_buffer_size as u64) as usize;
-        let mut chunk = vec![0; length];
+        // A spent chunk is already initialised up to its length: no fresh zeroed buffer.
+        let mut chunk = state.spare.pop().unwrap_or_default();
+        chunk.resize(length, 0);
         let file = state
             .spill
             .as_ref()
@@ -312,7 +450,7 @@ mod tests {
 
     #[test]
     fn keeps_order_through_memory_and_spill() {
-        let (producer, mut consumer) = channel(10, None);
+        let (producer, mut consumer) = channel_with_pace(10, None, Pace::NEVER);
         let mut expected = Vec::new();
         for i in 0..100u8 {
             let chunk = vec![i; 7];
@@ -346,7 +484,7 @@ mod tests {
 
     #[test]
     fn the_producer_never_waits_for_a_slow_consumer() {
-        let (producer, mut consumer) = channel(1024, None);
+        let (producer, mut consumer) = channel_with_pace(1024, None, Pace::NEVER);
         let started = std::time::Instant::now();
         for _ in 0..512 {
             producer.push(vec![7; 4096]).unwrap();
@@ -355,6 +493,120 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(consumer.spilled_bytes(), 512 * 4096 - 4096);
         assert_eq!(drain(&mut consumer).unwrap().len(), 512 * 4096);
+    }
+
+    /// A pace for tests: generous slack, so a loaded machine does not make them flaky.
+    fn patient(min_rate: f64, slack_ms: u64, max_wait_ms: u64) -> Pace {
+        Pace {
+            min_rate,
+            slack: Duration::from_millis(slack_ms),
+            max_wait: Duration::from_millis(max_wait_ms),
+        }
+    }
+
+    #[test]
+    fn a_consumer_that_keeps_pace_gets_everything_through_memory() {
+        let (producer, mut consumer) =
+            channel_with_pace(64 * 1024, None, patient(1024.0, 10_000, 60_000));
+        let writer = thread::spawn(move || {
+            for i in 0..400u32 {
+                producer.push(i.to_le_bytes().repeat(4096)).unwrap();
+            }
+            producer.finish(Ok(()));
+        });
+        let data = drain(&mut consumer).unwrap();
+        writer.join().unwrap();
+        let expected: Vec<u8> = (0..400u32)
+            .flat_map(|i| i.to_le_bytes().repeat(4096))
+            .collect();
+        assert_eq!(data, expected);
+        assert_eq!(consumer.spilled_bytes(), 0, "6.4 MB through a 64 KiB bound");
+        assert!(consumer.shared.lock().waited > Duration::ZERO, "it waited");
+    }
+
+    #[test]
+    fn a_consumer_slower_than_the_pace_makes_the_reader_spill() {
+        // The consumer takes 4 KiB per 40 ms (100 KiB/s), far below the pace's 10 MiB/s.
+        let (producer, mut consumer) =
+            channel_with_pace(8 * 1024, None, patient(10.0 * 1024.0 * 1024.0, 50, 60_000));
+        let writer = thread::spawn(move || {
+            for i in 0..50u8 {
+                producer.push(vec![i; 4096]).unwrap();
+            }
+            producer.finish(Ok(()));
+            std::time::Instant::now()
+        });
+        let started = std::time::Instant::now();
+        let mut data = Vec::new();
+        while let Some(chunk) = consumer.next_chunk().unwrap() {
+            data.extend_from_slice(&chunk);
+            thread::sleep(Duration::from_millis(40));
+        }
+        let producer_done = writer.join().unwrap() - started;
+        assert!(
+            producer_done < Duration::from_secs(1),
+            "the reader kept waiting: {producer_done:?} for what the output takes 2 s to drain"
+        );
+        assert!(consumer.spilled_bytes() > 0);
+        assert!(!consumer.shared.lock().patient);
+        let expected: Vec<u8> = (0..50u8).flat_map(|i| vec![i; 4096]).collect();
+        assert_eq!(data, expected);
+    }
+
+    #[test]
+    fn the_reader_waits_no_longer_than_max_wait_in_all() {
+        // A rate any output meets, but the total wait is capped at 200 ms.
+        let (producer, mut consumer) = channel_with_pace(4, None, patient(1.0, 10_000, 200));
+        let started = std::time::Instant::now();
+        for chunk in [b"abcd", b"efgh", b"ijkl"] {
+            producer.push(chunk.to_vec()).unwrap();
+        }
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert_eq!(consumer.spilled_bytes(), 8);
+        producer.finish(Ok(()));
+        assert_eq!(drain(&mut consumer).unwrap(), b"abcdefghijkl");
+    }
+
+    #[test]
+    fn a_waiting_reader_sees_the_consumer_go() {
+        let (producer, consumer) = channel_with_pace(4, None, patient(1.0, 60_000, 60_000));
+        producer.push(b"abcd".to_vec()).unwrap();
+        let writer = thread::spawn(move || producer.push(b"efgh".to_vec()));
+        thread::sleep(Duration::from_millis(100));
+        drop(consumer);
+        assert!(writer.join().unwrap().is_err());
+    }
+
+    #[test]
+    fn memory_counts_what_a_chunk_holds_not_what_it_carries() {
+        // A short read still occupies a whole buffer; counting lengths would let many short
+        // chunks hold far more memory than the bound.
+        let (producer, consumer) = channel_with_pace(2048, None, Pace::NEVER);
+        for _ in 0..3 {
+            let mut chunk = Vec::with_capacity(1024);
+            chunk.push(b'x');
+            producer.push(chunk).unwrap();
+        }
+        assert_eq!(
+            consumer.spilled_bytes(),
+            1,
+            "the third 1 KiB buffer is over 2 KiB"
+        );
+    }
+
+    #[test]
+    fn spent_chunks_go_back_to_the_reader() {
+        let (producer, mut consumer) = channel_with_pace(1024, None, Pace::NEVER);
+        producer.push(b"abc".to_vec()).unwrap();
+        let chunk = consumer.next_chunk().unwrap().unwrap();
+        let address = chunk.as_ptr();
+        consumer.recycle(chunk);
+        let spare = producer.spare().expect("the spent chunk");
+        assert_eq!(spare.as_ptr(), address, "the same allocation, not a copy");
+        // It keeps its length: refilling it zeroes only what it lacks.
+        assert_eq!(spare, b"abc");
     }
 
     #[test]
