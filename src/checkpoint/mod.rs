@@ -12,6 +12,7 @@
 
 mod lock;
 mod seen;
+mod sip_lanes;
 mod state_file;
 
 pub use lock::{LockError, RunLock};
