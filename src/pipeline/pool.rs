@@ -77,6 +77,10 @@ fn format_batch(
 ) -> FormattedBatch {
     let mut output = Vec::with_capacity(batch.data.len());
     let mut records = Vec::with_capacity(batch.items.len());
+    // Event lines are hashed together at the end (several at once where the CPU allows: see
+    // `Identity::hash_lines`); until then their records hold a placeholder.
+    let mut unhashed: Vec<(usize, &[u8])> = Vec::with_capacity(batch.items.len());
+    let placeholder = identity.hash(b"");
     for item in batch.items {
         let (range, terminated) = match item {
             Item::Line { range, terminated } => (range, terminated),
@@ -108,8 +112,9 @@ fn format_batch(
         let raw = line.strip_suffix(b"\r").unwrap_or(line);
         let begin = output.len();
         if let Some(written) = formatter.write_direct(raw, &mut output) {
+            unhashed.push((records.len(), raw));
             records.push(Record::Event {
-                hash: identity.hash(raw),
+                hash: placeholder,
                 start: written.start,
                 output: begin..output.len(),
                 formatted: Formatted {
@@ -124,7 +129,8 @@ fn format_batch(
             LineKind::Blank => continue,
             LineKind::Context(context) => Record::Context(context),
             LineKind::Event(value) => {
-                let hash = identity.hash(raw);
+                unhashed.push((records.len(), raw));
+                let hash = placeholder;
                 let start = event_start(&value);
                 let begin = output.len();
                 let formatted = formatter.write(raw, value, &mut output);
@@ -139,6 +145,14 @@ fn format_batch(
             LineKind::CutTail => Record::CutTail,
         };
         records.push(record);
+    }
+    let lines: Vec<&[u8]> = unhashed.iter().map(|&(_, raw)| raw).collect();
+    let mut hashes = Vec::with_capacity(lines.len());
+    identity.hash_lines(&lines, &mut hashes);
+    for (&(index, _), hashed) in unhashed.iter().zip(hashes) {
+        if let Record::Event { hash, .. } = &mut records[index] {
+            *hash = hashed;
+        }
     }
     FormattedBatch { output, records }
 }
