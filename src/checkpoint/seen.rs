@@ -67,25 +67,36 @@ impl Identity {
     /// bits, but on CPUs with AVX2 the keyed hashes of several lines are computed at once
     /// (`sip_lanes`), for a batch costing a fraction of line-by-line hashing.
     pub fn hash_lines(&self, lines: &[&[u8]], hashes: &mut Vec<EventHash>) {
-        let start = hashes.len();
-        hashes.extend(lines.iter().map(|line| EventHash {
-            keyed: 0,
-            legacy: self.legacy.then(|| legacy_hash(line)),
-        }));
-        let batch = &mut hashes[start..];
-        sip_lanes::hash_each(&self.key, lines, |index, keyed| batch[index].keyed = keyed);
+        self.hash_lines_by(lines, hashes, |key, lines, done| {
+            sip_lanes::hash_each(key, lines, done)
+        });
     }
 
     /// [`Identity::hash_lines`] one line at a time, without the lanes: to compare with them.
     #[doc(hidden)]
     pub fn hash_lines_scalar(&self, lines: &[&[u8]], hashes: &mut Vec<EventHash>) {
+        self.hash_lines_by(lines, hashes, |key, lines, done| {
+            sip_lanes::scalar_each(key, lines, done)
+        });
+    }
+
+    /// The batch hashes with the keyed ones from `keyed_each`; the legacy SHA-256 (when the
+    /// journal still needs it) per line.
+    fn hash_lines_by(
+        &self,
+        lines: &[&[u8]],
+        hashes: &mut Vec<EventHash>,
+        keyed_each: impl FnOnce(&[u8; 16], &[&[u8]], &mut dyn FnMut(usize, u64)),
+    ) {
         let start = hashes.len();
         hashes.extend(lines.iter().map(|line| EventHash {
             keyed: 0,
             legacy: self.legacy.then(|| legacy_hash(line)),
         }));
         let batch = &mut hashes[start..];
-        sip_lanes::scalar_each(&self.key, lines, |index, keyed| batch[index].keyed = keyed);
+        keyed_each(&self.key, lines, &mut |index, keyed| {
+            batch[index].keyed = keyed
+        });
     }
 
     /// For a line that arrives in pieces (one too long to hold whole).

@@ -206,19 +206,38 @@ pub(crate) fn for_each_rule_element(
     }
 }
 
-/// The lines of a percent-decoded header block that is valid UTF-8, in order, repeats kept,
-/// without their `\r`, empty ones skipped. Lines are found with the memchr crate (SIMD):
-/// `str::split` searches byte by byte. A `\n` is ASCII, so every cut is at a character boundary.
-pub(crate) fn header_lines(block: &str) -> impl Iterator<Item = &str> {
-    let mut start = 0;
-    memchr::memchr_iter(b'\n', block.as_bytes())
-        .chain([block.len()])
-        .filter_map(move |end| {
-            let line = &block[start..end];
-            start = end + 1;
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            (!line.is_empty()).then_some(line)
-        })
+/// Each line of a percent-decoded header block, in order, repeats kept, without its `\r`,
+/// empty ones skipped, with its index and whether bytes that are not UTF-8 were replaced in it.
+/// The block is validated once; only a rare invalid block is converted line by line, lossily.
+/// Lines are found with the memchr crate (SIMD): `str::split` searches byte by byte. A `\n` is
+/// ASCII, so every cut is at a character boundary. The tree decoder and the direct writer both
+/// split through here.
+pub(crate) fn for_each_header_line(unescaped: &[u8], mut each: impl FnMut(usize, &str, bool)) {
+    match std::str::from_utf8(unescaped) {
+        Ok(block) => {
+            let mut start = 0;
+            let ends = memchr::memchr_iter(b'\n', unescaped).chain([unescaped.len()]);
+            let lines = ends.filter_map(|end| {
+                let line = &block[start..end];
+                start = end + 1;
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                (!line.is_empty()).then_some(line)
+            });
+            for (index, line) in lines.enumerate() {
+                each(index, line, false);
+            }
+        }
+        Err(_) => {
+            let lines = unescaped
+                .split(|&byte| byte == b'\n')
+                .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+                .filter(|line| !line.is_empty());
+            for (index, line) in lines.enumerate() {
+                let text = String::from_utf8_lossy(line);
+                each(index, &text, matches!(text, Cow::Owned(_)));
+            }
+        }
+    }
 }
 
 /// Ragged lists are padded with `""` so index *i* means rule *i* in every list.
@@ -231,25 +250,13 @@ fn pad_rule_lists(fields: &mut Object<'_>, longest: usize) {
 }
 
 fn decode_header_block(unescaped: &[u8], mut replaced: impl FnMut(usize)) -> Value<'static> {
-    // Validate the block once; per-line lossy conversion only for the rare invalid block.
-    let lines = match std::str::from_utf8(unescaped) {
-        Ok(block) => header_lines(block)
-            .map(|line| Value::String(Cow::Owned(line.to_string())))
-            .collect(),
-        Err(_) => unescaped
-            .split(|&byte| byte == b'\n')
-            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-            .filter(|line| !line.is_empty())
-            .enumerate()
-            .map(|(index, line)| {
-                let text = String::from_utf8_lossy(line);
-                if let Cow::Owned(_) = text {
-                    replaced(index);
-                }
-                Value::String(Cow::Owned(text.into_owned()))
-            })
-            .collect(),
-    };
+    let mut lines = Vec::new();
+    for_each_header_line(unescaped, |index, line, lossy| {
+        if lossy {
+            replaced(index);
+        }
+        lines.push(Value::String(Cow::Owned(line.to_string())));
+    });
     Value::Array(lines)
 }
 

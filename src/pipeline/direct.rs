@@ -18,8 +18,8 @@
 
 use crate::config::{Format, OutputSettings};
 use crate::pipeline::decode::{
-    DECODE_ERRORS, RULE_FIELDS, RuleElement, decode_readable_with, for_each_rule_element,
-    header_lines, percent_decode_into,
+    DECODE_ERRORS, RULE_FIELDS, RuleElement, decode_readable_with, for_each_header_line,
+    for_each_rule_element, percent_decode_into,
 };
 use crate::pipeline::event::{escape_bitmap, write_string};
 use crate::pipeline::format::TENANT_LABEL;
@@ -413,34 +413,17 @@ impl Direct {
     /// UTF-8 is kept lossily and listed as `httpMessage.<key>[<index>]`.
     fn headers(&mut self, text: &str, key: &str, out: &mut Vec<u8>) {
         percent_decode_into(text.as_bytes(), &mut self.unescaped);
+        let errors = &mut self.errors;
         out.push(b'[');
-        match std::str::from_utf8(&self.unescaped) {
-            Ok(block) => {
-                for (index, line) in header_lines(block).enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    write_string(line, out);
-                }
+        for_each_header_line(&self.unescaped, |index, line, lossy| {
+            if index > 0 {
+                out.push(b',');
             }
-            Err(_) => {
-                let lines = self
-                    .unescaped
-                    .split(|&byte| byte == b'\n')
-                    .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-                    .filter(|line| !line.is_empty());
-                for (index, line) in lines.enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    let text = String::from_utf8_lossy(line);
-                    if let std::borrow::Cow::Owned(_) = text {
-                        list_error(&mut self.errors, format_args!("httpMessage.{key}[{index}]"));
-                    }
-                    write_string(&text, out);
-                }
+            if lossy {
+                list_error(errors, format_args!("httpMessage.{key}[{index}]"));
             }
-        }
+            write_string(line, out);
+        });
         out.push(b']');
     }
 
