@@ -12,7 +12,16 @@ pub struct AppendFile {
     path: PathBuf,
     /// Other tenants of the run append to it too: no position of ours describes it.
     shared: bool,
+    /// Bytes written since writeback was last started (see [`WRITEBACK_AHEAD`]).
+    unkicked: usize,
 }
+
+/// Writeback of what was written is started every this many bytes, so the fsync that commits a
+/// page finds little left to write: without it the kernel holds a whole page's output (hundreds
+/// of MB) dirty, and the commit then waits for all of it while nothing else runs (0.1 s of the
+/// 0.8 s a 100,000-event page took). Starting writeback does not wait for it, and is only a
+/// hint: the commit's fsync is still what makes lines durable.
+pub const WRITEBACK_AHEAD: usize = 8 * 1024 * 1024;
 
 impl AppendFile {
     /// Open `path` for appending and reconcile it with the last committed position.
@@ -55,6 +64,7 @@ impl AppendFile {
             file,
             path: path.to_path_buf(),
             shared: false,
+            unkicked: 0,
         };
         Ok((file, reconciled))
     }
@@ -73,6 +83,7 @@ impl AppendFile {
             file,
             path: path.to_path_buf(),
             shared: true,
+            unkicked: 0,
         })
     }
 }
@@ -123,9 +134,26 @@ pub fn repair_torn_tail(path: &Path) -> io::Result<u64> {
     }
 }
 
+/// Start writing the file's dirty pages to disk, without waiting for them. Errors are ignored:
+/// a FIFO or /dev/null has nothing to write back (ESPIPE, EINVAL), and a disk error is reported
+/// by the fsync of the next commit, which is what decides whether lines count as delivered.
+fn start_writeback(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; offset 0 and length 0 mean the whole file.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 impl Destination for AppendFile {
     fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
-        self.file.write_all(lines)
+        self.file.write_all(lines)?;
+        self.unkicked += lines.len();
+        if self.unkicked >= WRITEBACK_AHEAD {
+            self.unkicked = 0;
+            start_writeback(&self.file);
+        }
+        Ok(())
     }
 
     fn make_durable(&mut self) -> io::Result<Option<OutputPosition>> {
@@ -151,3 +179,6 @@ impl Destination for AppendFile {
         self.path.display().to_string()
     }
 }
+
+#[cfg(test)]
+mod tests;
