@@ -296,6 +296,26 @@ fn sigterm_while_the_api_has_not_answered_yet_stops_within_two_seconds() {
 }
 
 #[test]
+fn an_api_that_goes_silent_mid_page_is_cut_by_the_read_timeout_and_asked_again() {
+    let harness = Harness::with_defaults();
+    harness.fake.append_events_at(500, now() - 100.0);
+    harness.fake.inject(Fault::StallAfter {
+        events: 100,
+        stall: Duration::from_secs(8),
+    });
+    let started = Instant::now();
+    let run = harness.run(&["--format", "json", "--read-timeout", "1s"]);
+    let took = started.elapsed();
+    run.assert_code(0);
+    // The silent connection was given up after the read timeout, not after the stall.
+    assert!(took < Duration::from_secs(7), "took {took:?}");
+    assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+    // What came before the silence is delivered once, the rest from the page asked again.
+    assert_exactly_once(&run.ids(), 0..500);
+    assert!(run.stderr.contains(" retries=1 "), "{}", run.stderr);
+}
+
+#[test]
 fn budgets_split_a_backlog_across_runs_exactly() {
     let harness = Harness::with_defaults();
     harness
