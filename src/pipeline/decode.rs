@@ -12,6 +12,9 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use memchr::memchr;
 use std::borrow::Cow;
 
+mod percent;
+pub use percent::percent_decode_into;
+
 /// The seven parallel lists of `attackData`: element *i* of each belongs to rule *i*.
 pub const RULE_FIELDS: [&str; 7] = [
     "rules",
@@ -318,95 +321,6 @@ fn escape_at(input: &[u8], at: usize) -> Option<u8> {
     let high = hex_value(*input.get(at + 1)?)?;
     let low = hex_value(*input.get(at + 2)?)?;
     Some(high << 4 | low)
-}
-
-/// Decode into `out` (cleared first). Akamai's blocks have an escape every few bytes, so the
-/// literal bytes are copied sixteen at a time with one unaligned store each (no call to copy
-/// a run of three bytes) and the `%` signs found in the same block (SSE2); the bytes of a
-/// block past its first `%` are overwritten by what comes next. Decoding only shrinks, so the
-/// output never runs ahead of the input. Hex digits are looked up in a table: one load each,
-/// and one test for both.
-pub fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    out.resize(input.len() + 16, 0);
-    let buffer = out.as_mut_slice();
-    let (mut read, mut written) = (0, 0);
-    while read < input.len() {
-        if let Some(block) = input.get(read..read + 16) {
-            let block: &[u8; 16] = block.try_into().expect("a 16-byte range");
-            buffer[written..written + 16].copy_from_slice(block);
-            let mask = percent_mask(block);
-            if mask == 0 {
-                read += 16;
-                written += 16;
-                continue;
-            }
-            let literal = mask.trailing_zeros() as usize;
-            read += literal;
-            written += literal;
-        } else if input[read] != b'%' {
-            buffer[written] = input[read];
-            read += 1;
-            written += 1;
-            continue;
-        }
-        // At a `%`: an escape, or a `%` kept as it is.
-        let high = input.get(read + 1).map_or(NOT_HEX, |&b| HEX[b as usize]);
-        let low = input.get(read + 2).map_or(NOT_HEX, |&b| HEX[b as usize]);
-        // Both are digits exactly when neither has a high bit set (NOT_HEX has them all).
-        if (high | low) < 16 {
-            buffer[written] = high << 4 | low;
-            read += 3;
-        } else {
-            buffer[written] = b'%';
-            read += 1;
-        }
-        written += 1;
-    }
-    out.truncate(written);
-}
-
-const NOT_HEX: u8 = 0xff;
-
-/// The value of each hex digit; `NOT_HEX` for every other byte.
-const HEX: [u8; 256] = {
-    let mut table = [NOT_HEX; 256];
-    let mut digit = 0;
-    while digit < 10 {
-        table[b'0' as usize + digit] = digit as u8;
-        digit += 1;
-    }
-    let mut letter = 0;
-    while letter < 6 {
-        table[b'a' as usize + letter] = 10 + letter as u8;
-        table[b'A' as usize + letter] = 10 + letter as u8;
-        letter += 1;
-    }
-    table
-};
-
-/// Bit *i* set when `block[i]` is `%`.
-fn percent_mask(block: &[u8; 16]) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-        };
-        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads exactly the 16 bytes of
-        // `block`, unaligned.
-        unsafe {
-            let bytes = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-            _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'%' as i8))) as u32
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        block
-            .iter()
-            .enumerate()
-            .filter(|(_, &b)| b == b'%')
-            .fold(0, |mask, (i, _)| mask | 1 << i)
-    }
 }
 
 fn hex_value(byte: u8) -> Option<u8> {

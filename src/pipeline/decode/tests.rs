@@ -302,3 +302,48 @@ fn dense_random_escapes_decode_as_the_reference_does() {
 fn a_non_object_passes_through() {
     assert_eq!(decode_text("[1,2]"), "[1,2]");
 }
+
+#[test]
+fn the_block_decoder_agrees_with_the_scalar_one_at_every_alignment() {
+    use super::percent::percent_decode_scalar_into;
+    // Escapes and near-escapes at every lane and across every block edge: the alphabet is heavy
+    // in `%` and hex digits, so runs like `%%4`, `%4%41`, `%41%` and `%` at the end all occur.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let alphabets: [&[u8]; 3] = [
+        b"%%%%0123456789abcdefABCDEFgGz+;\r\n\xc3\xa9\x80\xff",
+        b"%%%41aF",
+        b"%3a%20AZaz09/;=",
+    ];
+    let (mut fast, mut slow) = (Vec::new(), Vec::new());
+    let mut escapes = 0;
+    for round in 0..20_000 {
+        let alphabet = alphabets[round % alphabets.len()];
+        let length = (round * 7) % 97;
+        let input: Vec<u8> = (0..length)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                alphabet[(state % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        percent_decode_into(&input, &mut fast);
+        percent_decode_scalar_into(&input, &mut slow);
+        assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&input));
+        escapes += input.len() - fast.len();
+    }
+    // The inputs were escape-dense (two digits squeezed out per escape).
+    assert!(escapes > 100_000, "{escapes}");
+
+    // Real blocks: a header block of the fake API, every prefix of it.
+    let block = "Host%3a%20shop.example.com%0d%0aUser-Agent%3a%20Mozilla%2f5.0%20(Windows%20NT\
+                 %2010.0%3b%20Win64%3b%20x64)%0d%0aCookie%3a%20session%3dab12%252Fcd%3b%20%%zz%4";
+    for end in 0..=block.len() {
+        percent_decode_into(&block.as_bytes()[..end], &mut fast);
+        percent_decode_scalar_into(&block.as_bytes()[..end], &mut slow);
+        assert_eq!(fast, slow, "{}", &block[..end]);
+        let reference: Vec<u8> =
+            percent_encoding::percent_decode(&block.as_bytes()[..end]).collect();
+        assert_eq!(fast, reference, "{}", &block[..end]);
+    }
+}
