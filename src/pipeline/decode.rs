@@ -200,7 +200,7 @@ pub(crate) fn for_each_rule_element(
         }
         scratch.clear();
         match BASE64.decode_vec(trimmed, scratch) {
-            Ok(()) => match std::str::from_utf8(scratch) {
+            Ok(()) => match simdutf8::basic::from_utf8(scratch) {
                 Ok(text) => each(index, RuleElement::Text(text)),
                 Err(_) => each(index, RuleElement::NotUtf8(scratch)),
             },
@@ -216,7 +216,7 @@ pub(crate) fn for_each_rule_element(
 /// ASCII, so every cut is at a character boundary. The tree decoder and the direct writer both
 /// split through here.
 pub(crate) fn for_each_header_line(unescaped: &[u8], mut each: impl FnMut(usize, &str, bool)) {
-    match std::str::from_utf8(unescaped) {
+    match simdutf8::basic::from_utf8(unescaped) {
         Ok(block) => {
             let mut start = 0;
             let ends = memchr::memchr_iter(b'\n', unescaped).chain([unescaped.len()]);

@@ -162,7 +162,7 @@ impl Direct {
 
     fn write_event(&mut self, raw: &[u8], escapes: &[u64], out: &mut Vec<u8>) -> Option<Written> {
         // One check of the whole line, so every string below is text already.
-        let text = std::str::from_utf8(raw).ok()?;
+        let text = simdutf8::basic::from_utf8(raw).ok()?;
         if raw.first() != Some(&b'{') || raw.last() != Some(&b'}') {
             return None;
         }
