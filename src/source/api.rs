@@ -163,16 +163,32 @@ pub struct PageBody {
 }
 
 impl Read for PageBody {
-    /// Fill `buf` from as many chunks as are already there: one that waits for the first and
-    /// then takes only what arrived meanwhile, so a trickling page is not held back.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = 0;
+        self.fill(buf.len(), |piece| {
+            buf[filled..filled + piece.len()].copy_from_slice(piece);
+            filled += piece.len();
+        })
+    }
+}
+
+impl PageBody {
+    /// Append up to `room` bytes of the body to `out`, as [`Read::read`] would read them, but
+    /// into the vector's spare capacity: nothing is zeroed first. 0 at the end of the body.
+    pub fn read_append(&mut self, out: &mut Vec<u8>, room: usize) -> std::io::Result<usize> {
+        self.fill(room, |piece| out.extend_from_slice(piece))
+    }
+
+    /// Hand `take` up to `room` bytes from as many chunks as are already there: wait for the
+    /// first, then take only what arrived meanwhile, so a trickling page is not held back.
+    fn fill(&mut self, room: usize, mut take: impl FnMut(&[u8])) -> std::io::Result<usize> {
         if let Some(error) = self.failed.take() {
             return Err(error);
         }
         let runtime = Arc::clone(&self.runtime);
         runtime.block_on(async {
             let mut filled = 0;
-            while filled < buf.len() {
+            while filled < room {
                 if self.pending.is_empty() {
                     if self.ended {
                         break;
@@ -203,8 +219,8 @@ impl Read for PageBody {
                     }
                     continue;
                 }
-                let n = self.pending.len().min(buf.len() - filled);
-                buf[filled..filled + n].copy_from_slice(&self.pending.split_to(n));
+                let n = self.pending.len().min(room - filled);
+                take(&self.pending.split_to(n));
                 filled += n;
             }
             Ok(filled)

@@ -20,7 +20,6 @@ use crate::source::api::{ApiError, PageBody};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -313,16 +312,17 @@ impl Drop for Producer {
 }
 
 /// Read the whole body into the spool (on its own thread: the socket never waits for a slow
-/// output), then say how it ended. Reads go straight into the chunks the spool hands on, and a
-/// spent chunk keeps its length, so refilling it zeroes only the little it lacked.
+/// output), then say how it ended. Reads append straight to the chunks the spool hands on
+/// (spent ones come back), so no chunk is allocated or zeroed per read.
 pub fn pump(mut body: PageBody, producer: Producer) {
     loop {
-        let mut chunk = producer.spare().unwrap_or_default();
-        chunk.resize(READ_SIZE, 0);
-        match body.read(&mut chunk) {
+        let mut chunk = producer
+            .spare()
+            .unwrap_or_else(|| Vec::with_capacity(READ_SIZE));
+        chunk.clear();
+        match body.read_append(&mut chunk, READ_SIZE) {
             Ok(0) => return producer.finish(Ok(())),
-            Ok(n) => {
-                chunk.truncate(n);
+            Ok(_) => {
                 if producer.push(chunk).is_err() {
                     return;
                 }
