@@ -12,7 +12,7 @@ use crate::pipeline::shrink::Shrunk;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -276,6 +276,21 @@ impl InFlight<'_> {
                 Err(RecvTimeoutError::Timeout) => return Err(PoolError::Interrupted),
                 Err(RecvTimeoutError::Disconnected) => return Err(PoolError::WorkerGone),
             }
+        }
+    }
+
+    /// The oldest batch's result if it is ready; does not wait.
+    pub(crate) fn try_take_next(&mut self) -> Result<Option<FormattedBatch>, PoolError> {
+        let Some(&worker) = self.workers.front() else {
+            return Ok(None);
+        };
+        match self.pool.workers[worker].results.try_recv() {
+            Ok(batch) => {
+                self.workers.pop_front();
+                Ok(Some(batch))
+            }
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(PoolError::WorkerGone),
         }
     }
 

@@ -168,8 +168,15 @@ impl PageReader {
                 break Err(PageError::Interrupted);
             }
             let window_full = in_flight.workers.len() >= pool.capacity();
-            if window_full || (ended.is_some() && !in_flight.workers.is_empty()) {
-                match in_flight.take_next(&self.stop) {
+            // Results are taken as soon as they are ready, not only once the window is full:
+            // on a page that trickles in, a full window is many batches late.
+            let taken = if window_full || (ended.is_some() && !in_flight.workers.is_empty()) {
+                Some(in_flight.take_next(&self.stop))
+            } else {
+                in_flight.try_take_next().transpose()
+            };
+            if let Some(taken) = taken {
+                match taken {
                     Ok(batch) => match page.apply(batch, stats, deliver) {
                         Ok(true) => continue,
                         Ok(false) => break Ok(()),

@@ -289,3 +289,79 @@ fn a_pool_serves_page_after_page_without_leaking_results() {
         }
     }
 }
+
+/// Hands out one chunk per call, each after a pause (a page that trickles in), counting them.
+struct Trickle {
+    chunks: std::vec::IntoIter<Vec<u8>>,
+    handed_out: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ChunkSource for Trickle {
+    type Error = Failure;
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Failure> {
+        if self.handed_out.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let chunk = self.chunks.next();
+        if chunk.is_some() {
+            self.handed_out.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(chunk)
+    }
+}
+
+impl SpillCounter for Trickle {}
+
+#[test]
+fn on_a_trickling_page_events_go_out_as_their_batch_is_formatted_not_once_the_window_fills() {
+    // Chunks of whole lines, each a little over a batch: one batch per chunk.
+    let line = format!(
+        "{{\"type\":\"akamai_siem\",\"httpMessage\":{{\"requestId\":\"{}\"}}}}\n",
+        "r".repeat(1000)
+    );
+    let per_chunk = BATCH_BYTES / line.len() + 1;
+    let chunks_in_all = 10;
+    let mut chunks: Vec<Vec<u8>> = (0..chunks_in_all)
+        .map(|_| line.repeat(per_chunk).into_bytes())
+        .collect();
+    let total = chunks_in_all * per_chunk;
+    chunks.push(format!("{{\"total\":{total},\"offset\":\"x\"}}\n").into_bytes());
+
+    struct FirstSeen {
+        handed_out: Arc<std::sync::atomic::AtomicUsize>,
+        at_first_event: Option<usize>,
+        events: usize,
+    }
+    impl Deliver for FirstSeen {
+        fn event(&mut self, _: Event<'_>) -> anyhow::Result<Flow> {
+            self.events += 1;
+            self.at_first_event
+                .get_or_insert(self.handed_out.load(Ordering::SeqCst));
+            Ok(Flow::Continue)
+        }
+    }
+    let handed_out = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let pool = raw_pool();
+    let source = Trickle {
+        chunks: chunks.into_iter(),
+        handed_out: Arc::clone(&handed_out),
+    };
+    let mut first = FirstSeen {
+        handed_out,
+        at_first_event: None,
+        events: 0,
+    };
+    let mut stats = PageStats::default();
+    let lines = Lines::new(source, 4096, pool.identity());
+    let result = reader().read_lines(lines, &mut stats, &pool, &mut first);
+    assert!(matches!(result, Ok(PageEnd::Complete(_))), "{result:?}");
+    assert_eq!(first.events, total);
+    // The window holds more batches than this (two per worker), so waiting for it to fill
+    // would deliver the first event only once chunk 6 (on 2 cores) or a later one had come.
+    assert!(pool.capacity() >= 4);
+    let at = first.at_first_event.unwrap();
+    assert!(
+        at <= 3,
+        "the first event went out after chunk {at} of {chunks_in_all}"
+    );
+}
