@@ -494,6 +494,9 @@ impl RuleLists {
 struct Keys<'a> {
     seen: [&'a str; MAX_KEYS],
     count: usize,
+    /// One bit per (length, last letter) of the keys seen: a key whose bit is clear cannot
+    /// repeat one, so most keys are compared with none of the others.
+    signatures: u64,
 }
 
 impl<'a> Keys<'a> {
@@ -501,13 +504,19 @@ impl<'a> Keys<'a> {
         if self.count == MAX_KEYS {
             return None;
         }
-        let repeated = self.seen[..self.count].iter().any(|seen| {
-            if wazuh {
-                seen.eq_ignore_ascii_case(key)
-            } else {
-                *seen == key
-            }
-        });
+        // Case-folded, so that keys equal ignoring case (the Wazuh shape) share a bit.
+        let last = key.as_bytes().last().map_or(0, u8::to_ascii_lowercase) as usize;
+        let signature = 1u64 << ((key.len() + 7 * last) % 64);
+        let maybe_repeated = self.signatures & signature != 0;
+        self.signatures |= signature;
+        let repeated = maybe_repeated
+            && self.seen[..self.count].iter().any(|seen| {
+                if wazuh {
+                    seen.eq_ignore_ascii_case(key)
+                } else {
+                    *seen == key
+                }
+            });
         if repeated {
             return None;
         }
