@@ -277,21 +277,26 @@ fn block_scanning_decodes_escapes_anywhere_around_block_edges() {
     }
 }
 
+/// `length` bytes drawn from `alphabet` by xorshift64: deterministic, so a failure names the
+/// input.
+fn random_bytes(state: &mut u64, alphabet: &[u8], length: usize) -> Vec<u8> {
+    (0..length)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            alphabet[(*state % alphabet.len() as u64) as usize]
+        })
+        .collect()
+}
+
 #[test]
 fn dense_random_escapes_decode_as_the_reference_does() {
-    // xorshift64: deterministic, so a failure names the input.
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let alphabet = b"%%%%0123456789abcdefABCDEFgz+;\n\xc3\xa9";
     let mut ours = Vec::new();
     for length in 0..300 {
-        let input: Vec<u8> = (0..length)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                alphabet[(state % alphabet.len() as u64) as usize]
-            })
-            .collect();
+        let input = random_bytes(&mut state, alphabet, length);
         let reference: Vec<u8> = percent_encoding::percent_decode(&input).collect();
         percent_decode_into(&input, &mut ours);
         assert_eq!(ours, reference, "{:?}", String::from_utf8_lossy(&input));
@@ -319,14 +324,7 @@ fn the_block_decoder_agrees_with_the_scalar_one_at_every_alignment() {
     for round in 0..20_000 {
         let alphabet = alphabets[round % alphabets.len()];
         let length = (round * 7) % 97;
-        let input: Vec<u8> = (0..length)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                alphabet[(state % alphabet.len() as u64) as usize]
-            })
-            .collect();
+        let input = random_bytes(&mut state, alphabet, length);
         percent_decode_into(&input, &mut fast);
         percent_decode_scalar_into(&input, &mut slow);
         assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&input));
