@@ -357,16 +357,21 @@ impl Client {
             .map_err(|e| self.network_error(&e))?;
         let status = response.status().as_u16();
         if status == 200 {
-            return Ok(PageBody {
-                response,
-                runtime: Arc::clone(&self.runtime),
-                pending: hyper::body::Bytes::new(),
-                failed: None,
-                ended: false,
-                host: self.host.clone(),
-            });
+            return Ok(self.body(response));
         }
         Err(self.error_from(status, response))
+    }
+
+    /// A response's body as a byte stream, read on the calling thread.
+    fn body(&self, response: reqwest::Response) -> PageBody {
+        PageBody {
+            response,
+            runtime: Arc::clone(&self.runtime),
+            pending: hyper::body::Bytes::new(),
+            failed: None,
+            ended: false,
+            host: self.host.clone(),
+        }
     }
 
     /// Sign exactly what goes on the wire: the URL as reqwest will send it (its host drops a
@@ -397,16 +402,10 @@ impl Client {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let mut body = Vec::new();
-        let _ = PageBody {
-            response,
-            runtime: Arc::clone(&self.runtime),
-            pending: hyper::body::Bytes::new(),
-            failed: None,
-            ended: false,
-            host: String::new(),
-        }
-        .take(MAX_ERROR_BODY)
-        .read_to_end(&mut body);
+        let _ = self
+            .body(response)
+            .take(MAX_ERROR_BODY)
+            .read_to_end(&mut body);
         let problem = Problem::parse(&body);
         let detail = problem.summary();
         let config_ids = self.config_ids.clone();
