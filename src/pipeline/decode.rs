@@ -7,12 +7,13 @@
 //! and an element that cannot be decoded keeps its text and is listed in `decodeErrors`.
 
 use crate::pipeline::event::{Object, Value};
-use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use memchr::memchr;
 use std::borrow::Cow;
 
+mod base64_plain;
 mod percent;
+use base64_plain::base64_into;
 pub use percent::percent_decode_into;
 
 /// The seven parallel lists of `attackData`: element *i* of each belongs to rule *i*.
@@ -199,7 +200,7 @@ pub(crate) fn for_each_rule_element(
             continue;
         }
         scratch.clear();
-        match BASE64.decode_vec(trimmed, scratch) {
+        match base64_into(trimmed, scratch) {
             Ok(()) => match simdutf8::basic::from_utf8(scratch) {
                 Ok(text) => each(index, RuleElement::Text(text)),
                 Err(_) => each(index, RuleElement::NotUtf8(scratch)),
