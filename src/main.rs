@@ -14,7 +14,7 @@ fn main() -> ExitCode {
 /// A large page goes through the format workers as some 900 batches of 256 KiB, each with its
 /// output buffer, allocated on one thread and freed on another. glibc's defaults give such
 /// buffers back to the kernel when they are freed (munmap, or trimming the heap) and take fresh
-/// zeroed pages for the next ones: 25,000 page faults and a tenth of the CPU on a
+/// zeroed pages for the next ones: 24,700 page faults and about 5% of the CPU on a
 /// 100,000-event page. Fixed thresholds keep freed memory for the next batch; peak RSS is
 /// unchanged (what is kept is what the next batches use).
 fn keep_freed_memory_for_reuse() {

@@ -170,10 +170,11 @@ struct Worker {
 }
 
 /// One worker per core the process may use, and one more. The workers do most of the work, but
-/// the response reader (TLS, the socket) and the calling thread (splitting, writing) take a
-/// third of it between them, in bursts: with a worker per core only, a core sat idle whenever
-/// the worker on it waited for its turn while the other threads ran. On 2 cores, 100,000-event
-/// page, medians of 11 alternating runs: 0.63 s with 2 workers, 0.57 s with 3, 0.58 s with 4.
+/// the response reader (TLS, the socket) and the calling thread (splitting, writing) take about
+/// two fifths of it between them, in bursts: with a worker per core only, a core sat idle
+/// whenever the worker on it waited for its turn while the other threads ran. On 2 cores,
+/// 100,000-event page, medians of 11 alternating runs: 0.63 s with 2 workers, 0.57 s with 3,
+/// 0.58 s with 4.
 pub fn default_workers() -> usize {
     thread::available_parallelism().map_or(2, |n| n.get()) + 1
 }

@@ -173,6 +173,13 @@ impl Read for PageBody {
 }
 
 impl PageBody {
+    pub fn network_error(&self, error: &std::io::Error) -> ApiError {
+        ApiError::Network {
+            host: self.host.clone(),
+            message: describe_io(error),
+        }
+    }
+
     /// Append up to `room` bytes of the body to `out`, as [`Read::read`] would read them, but
     /// into the vector's spare capacity: nothing is zeroed first. 0 at the end of the body.
     pub fn read_append(&mut self, out: &mut Vec<u8>, room: usize) -> std::io::Result<usize> {
@@ -237,15 +244,6 @@ async fn poll_once<F: Future>(mut future: std::pin::Pin<&mut F>) -> Option<F::Ou
         })
     })
     .await
-}
-
-impl PageBody {
-    pub fn network_error(&self, error: &std::io::Error) -> ApiError {
-        ApiError::Network {
-            host: self.host.clone(),
-            message: describe_io(error),
-        }
-    }
 }
 
 /// ring is the TLS crypto provider of this binary; install it before any TLS object exists.

@@ -89,14 +89,7 @@ mod tests {
         for round in 0..50_000 {
             let alphabet = alphabets[round % alphabets.len()];
             let length = round % 23;
-            let input: Vec<u8> = (0..length)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    alphabet[(state % alphabet.len() as u64) as usize]
-                })
-                .collect();
+            let input = super::super::tests::random_bytes(&mut state, alphabet, length);
             ours.clear();
             crates.clear();
             if decode_plain(&input, &mut ours).is_some() {

@@ -10,29 +10,38 @@
 
 /// Decode into `out` (cleared first).
 pub fn percent_decode_into(input: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    // Decoding only shrinks, so the output never runs ahead of the input; the slack lets every
-    // store be a whole register.
-    out.resize(input.len() + 16, 0);
     #[cfg(target_arch = "x86_64")]
-    let (read, written) = if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was just detected.
-        unsafe { avx2::decode_blocks(input, out) }
-    } else {
-        (0, 0)
-    };
+    let blocks = std::arch::is_x86_feature_detected!("avx2");
     #[cfg(not(target_arch = "x86_64"))]
-    let (read, written) = (0, 0);
-    let written = decode_rest(input, out, read, written);
-    out.truncate(written);
+    let blocks = false;
+    decode_into(input, out, blocks);
 }
 
 /// The scalar decoder alone, for the tests that compare the two.
 #[cfg(test)]
 pub(super) fn percent_decode_scalar_into(input: &[u8], out: &mut Vec<u8>) {
+    decode_into(input, out, false);
+}
+
+/// Decode into `out` (cleared first), 32 bytes at a time first when `blocks` (AVX2 detected).
+fn decode_into(input: &[u8], out: &mut Vec<u8>, blocks: bool) {
     out.clear();
+    // Decoding only shrinks, so the output never runs ahead of the input; the slack lets every
+    // store be a whole register.
     out.resize(input.len() + 16, 0);
-    let written = decode_rest(input, out, 0, 0);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `blocks` is true only where AVX2 was detected.
+    let (read, written) = if blocks {
+        unsafe { avx2::decode_blocks(input, out) }
+    } else {
+        (0, 0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (read, written) = {
+        let _ = blocks;
+        (0, 0)
+    };
+    let written = decode_rest(input, out, read, written);
     out.truncate(written);
 }
 

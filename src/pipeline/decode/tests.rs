@@ -279,7 +279,7 @@ fn block_scanning_decodes_escapes_anywhere_around_block_edges() {
 
 /// `length` bytes drawn from `alphabet` by xorshift64: deterministic, so a failure names the
 /// input.
-fn random_bytes(state: &mut u64, alphabet: &[u8], length: usize) -> Vec<u8> {
+pub(super) fn random_bytes(state: &mut u64, alphabet: &[u8], length: usize) -> Vec<u8> {
     (0..length)
         .map(|_| {
             *state ^= *state << 13;
