@@ -2,6 +2,8 @@
 //! checked, lines buffered and written, hashes journalled for exactly the lines that went out.
 
 use super::*;
+use crate::sink::OutputError;
+use std::ops::Range;
 
 /// Everything that happens to one formatted event, in page order.
 pub(super) struct Delivery {
@@ -24,6 +26,8 @@ pub(super) struct Delivery {
     pub(super) progress: ProgressLine,
     /// The run's budget shared with other tenants: asked for more when this one's is spent.
     pub(super) pool: Option<std::sync::Arc<BudgetPool>>,
+    /// Runs of adjacent kept lines in the current batch's output, written at its end.
+    pub(super) kept: Vec<Range<usize>>,
 }
 
 impl Deliver for Delivery {
@@ -47,20 +51,26 @@ impl Deliver for Delivery {
                 return Ok(Flow::Stop);
             }
         }
-        if self.sink.needs_flush_before(event.line.len()) {
-            self.flush()?;
-        }
-        self.sink.append(event.line);
+        self.keep(event.at..event.at + event.line.len() + 1);
         self.seen.record(event.hash);
         self.events += 1;
         self.bytes += length;
         self.events_with_decode_errors += u64::from(event.formatted.decode_errors);
         self.shrunk_events += u64::from(event.formatted.shrunk);
         self.progress.event(self.events, self.bytes, event.start);
-        if self.sink.is_full() {
-            self.flush()?;
-        }
         Ok(Flow::Continue)
+    }
+
+    /// The kept lines go out in runs of adjacent ones: a batch kept whole (the usual case) is
+    /// one write straight from the worker's output; short runs are gathered in the buffer.
+    fn end_of_batch(&mut self, output: &[u8]) -> anyhow::Result<()> {
+        let mut runs = std::mem::take(&mut self.kept);
+        let written = runs
+            .iter()
+            .try_for_each(|run| self.write_run(&output[run.clone()]));
+        runs.clear();
+        self.kept = runs;
+        written
     }
 }
 
@@ -93,7 +103,17 @@ impl Delivery {
 
     /// Write the buffered lines, then journal exactly their hashes.
     pub(super) fn flush(&mut self) -> anyhow::Result<()> {
-        if let Err(error) = self.sink.flush() {
+        debug_assert!(
+            self.kept.is_empty(),
+            "kept lines are written at their batch's end"
+        );
+        let written = self.sink.flush();
+        self.written_or_not(written)
+    }
+
+    /// After a write: journal what it took, or, when it failed, forget what it held.
+    fn written_or_not(&mut self, written: Result<(), OutputError>) -> anyhow::Result<()> {
+        if let Err(error) = written {
             // Unknown how much reached the reader: not journalled, so at worst sent twice.
             self.seen.discard_pending();
             return Err(error.into());
@@ -102,5 +122,137 @@ impl Delivery {
         self.written_bytes = self.bytes;
         self.seen.flush()?;
         Ok(())
+    }
+
+    fn write_run(&mut self, lines: &[u8]) -> anyhow::Result<()> {
+        if self.sink.writes_directly(lines.len()) {
+            let written = self.sink.write_through(lines);
+            return self.written_or_not(written);
+        }
+        if self.sink.needs_flush_before(lines.len()) {
+            self.flush()?;
+        }
+        self.sink.append_lines(lines);
+        if self.sink.is_full() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Note a kept line (with its `\n`) of the current batch, joining the run it follows.
+    fn keep(&mut self, line: Range<usize>) {
+        match self.kept.last_mut() {
+            Some(run) if run.end == line.start => run.end = line.end,
+            _ => self.kept.push(line),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Identity;
+    use crate::sink::{BUFFER_SIZE, Destination};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Keeps every write it is given, apart.
+    struct Writes(Rc<RefCell<Vec<Vec<u8>>>>);
+
+    impl Destination for Writes {
+        fn write_lines(&mut self, lines: &[u8]) -> std::io::Result<()> {
+            self.0.borrow_mut().push(lines.to_vec());
+            Ok(())
+        }
+        fn make_durable(&mut self) -> std::io::Result<Option<crate::checkpoint::OutputPosition>> {
+            Ok(None)
+        }
+        fn describe(&self) -> String {
+            "writes".into()
+        }
+    }
+
+    fn delivery(writes: &Rc<RefCell<Vec<Vec<u8>>>>, max_events: u64) -> Delivery {
+        Delivery {
+            sink: Sink::new(Box::new(Writes(Rc::clone(writes)))),
+            seen: Seen::in_memory(1_000),
+            max_events,
+            max_bytes: u64::MAX,
+            events: 0,
+            bytes: 0,
+            written_events: 0,
+            written_bytes: 0,
+            duplicates: 0,
+            events_with_decode_errors: 0,
+            shrunk_events: 0,
+            page_max_start: None,
+            budget_hit: None,
+            progress: ProgressLine::new(None),
+            pool: None,
+            kept: Vec::new(),
+        }
+    }
+
+    /// Hands `lines` over as one batch's events (output lines as a worker lays them out), as
+    /// the page reader does; how the batch's events were taken.
+    fn hand_over(delivery: &mut Delivery, identity: &Identity, lines: &[&str]) -> Vec<Flow> {
+        let output: String = lines.iter().map(|line| format!("{line}\n")).collect();
+        let mut flows = Vec::new();
+        let mut at = 0;
+        for line in lines {
+            let event = Event {
+                hash: identity.hash(line.as_bytes()),
+                start: None,
+                line: line.as_bytes(),
+                at,
+                formatted: Default::default(),
+            };
+            at += line.len() + 1;
+            let flow = delivery.event(event).unwrap();
+            flows.push(flow);
+            if flow == Flow::Stop {
+                break;
+            }
+        }
+        delivery.end_of_batch(output.as_bytes()).unwrap();
+        flows
+    }
+
+    #[test]
+    fn a_batch_kept_whole_is_one_write_and_a_replay_within_it_is_left_out() {
+        let writes = Rc::default();
+        let mut delivery = delivery(&writes, u64::MAX);
+        let identity = delivery.seen.identity().clone();
+        let big = "e".repeat(BUFFER_SIZE);
+        let whole = [big.as_str(), "f", "g", "h", "i"];
+        hand_over(&mut delivery, &identity, &whole);
+        assert_eq!(writes.borrow().len(), 1, "kept whole: written as it is");
+        assert_eq!(delivery.written_events, 5);
+        // `f` and `g` come again within the next batch: the lines around them still go out,
+        // in order, and only once.
+        hand_over(&mut delivery, &identity, &["j", "f", "k", "g", "l"]);
+        delivery.flush().unwrap();
+        let written = writes.borrow().concat();
+        let expected: String = [&whole[..], &["j", "k", "l"]]
+            .concat()
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert_eq!(String::from_utf8(written).unwrap(), expected);
+        assert_eq!((delivery.events, delivery.duplicates), (8, 2));
+        assert_eq!(delivery.written_events, 8);
+    }
+
+    #[test]
+    fn a_budget_spent_within_a_batch_writes_what_was_kept_before_it() {
+        let writes = Rc::default();
+        let mut delivery = delivery(&writes, 2);
+        let identity = delivery.seen.identity().clone();
+        let flows = hand_over(&mut delivery, &identity, &["a", "b", "c", "d"]);
+        assert_eq!(flows, [Flow::Continue, Flow::Continue, Flow::Stop]);
+        assert_eq!(delivery.budget_hit, Some(StopReason::MaxEvents));
+        delivery.flush().unwrap();
+        assert_eq!(writes.borrow().concat(), b"a\nb\n");
+        assert!(delivery.kept.is_empty());
     }
 }

@@ -8,7 +8,7 @@ use crate::checkpoint::{EventHash, Identity};
 use crate::config::OutputSettings;
 use crate::pipeline::classify::{Context, LineKind, classify_line, event_start, oversized_event};
 use crate::pipeline::format::{Formatted, Formatter};
-use crate::pipeline::shrink::Shrunk;
+use crate::pipeline::shrink::{Shrinker, Shrunk};
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,8 +28,9 @@ pub enum PoolError {
 /// Batches sent but not yet taken back, per worker: bounds memory, keeps workers busy.
 const IN_FLIGHT_PER_WORKER: usize = 2;
 
-/// One line of a batch, by position in the batch's bytes.
+/// One line of a batch, or a run of them.
 pub(crate) enum Item {
+    /// A line copied into the batch's `data` (it straddled two chunks of the body).
     Line {
         range: Range<usize>,
         terminated: bool,
@@ -38,12 +39,37 @@ pub(crate) enum Item {
         shrunk: Shrunk,
         terminated: bool,
     },
+    /// Whole lines (each ending in `\n`) of one of the batch's `chunks`, split by the worker.
+    Whole {
+        chunk: usize,
+        range: Range<usize>,
+    },
 }
 
 #[derive(Default)]
 pub(crate) struct LineBatch {
     pub(crate) data: Vec<u8>,
+    /// Chunks of the body as the reader filled them, for [`Item::Whole`]; they come back in
+    /// [`FormattedBatch::spent`] to be filled again.
+    pub(crate) chunks: Vec<Vec<u8>>,
     pub(crate) items: Vec<Item>,
+    /// A line of [`Item::Whole`] longer than this is shrunk, as the splitter shrinks the others.
+    pub(crate) max_line: usize,
+}
+
+impl LineBatch {
+    /// Bytes of lines held (copied or in chunks), shrunk ones not counted.
+    pub(crate) fn line_bytes(&self) -> usize {
+        self.data.len()
+            + self
+                .items
+                .iter()
+                .map(|item| match item {
+                    Item::Whole { range, .. } => range.len(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+    }
 }
 
 /// What a worker made of one line.
@@ -66,8 +92,12 @@ pub(crate) enum Record {
 }
 
 pub(crate) struct FormattedBatch {
+    /// The events' output lines in batch order, each followed by `\n` (which their ranges
+    /// leave out): a run of kept events is whole lines that can be written as they are.
     pub(crate) output: Vec<u8>,
     pub(crate) records: Vec<Record>,
+    /// The batch's chunks, done with.
+    pub(crate) spent: Vec<Vec<u8>>,
 }
 
 fn format_batch(
@@ -75,77 +105,50 @@ fn format_batch(
     identity: &Identity,
     batch: LineBatch,
 ) -> FormattedBatch {
-    let mut output = Vec::with_capacity(batch.data.len());
-    let mut records = Vec::with_capacity(batch.items.len());
-    // Event lines are hashed together at the end (several at once where the CPU allows: see
-    // `Identity::hash_lines`); until then their records hold a placeholder.
-    let mut unhashed: Vec<(usize, &[u8])> = Vec::with_capacity(batch.items.len());
-    let placeholder = identity.hash(b"");
-    for item in batch.items {
-        let (range, terminated) = match item {
-            Item::Line { range, terminated } => (range, terminated),
-            Item::Oversized { shrunk, terminated } => {
-                let record = match oversized_event(&shrunk) {
-                    Some((json, value)) => {
-                        let start = event_start(&value);
-                        let begin = output.len();
-                        let mut formatted = formatter.write(json, value, &mut output);
-                        formatted.shrunk = true;
-                        Record::Event {
-                            hash: shrunk.hash,
-                            start,
-                            output: begin..output.len(),
-                            formatted,
-                        }
+    let capacity = batch.line_bytes();
+    let LineBatch {
+        data,
+        chunks,
+        items,
+        max_line,
+    } = batch;
+    let mut out = BatchOutput {
+        formatter,
+        output: Vec::with_capacity(capacity),
+        records: Vec::with_capacity(items.len()),
+        unhashed: Vec::with_capacity(items.len()),
+        placeholder: identity.hash(b""),
+    };
+    for item in items {
+        match item {
+            Item::Line { range, terminated } => out.line(&data[range], terminated),
+            Item::Oversized { shrunk, terminated } => out.oversized(&shrunk, terminated),
+            Item::Whole { chunk, range } => {
+                let whole = &chunks[chunk][range];
+                let mut start = 0;
+                for end in memchr::memchr_iter(b'\n', whole) {
+                    let line = &whole[start..end];
+                    start = end + 1;
+                    if line.len() > max_line {
+                        // As the splitter does with a long line inside one chunk.
+                        let mut shrinker = Shrinker::new(identity);
+                        shrinker.feed(line);
+                        out.oversized(&shrinker.finish(), true);
+                    } else {
+                        out.line(line, true);
                     }
-                    None if !terminated => Record::CutTail,
-                    None => Record::Oversized {
-                        length: shrunk.length,
-                        start: shrunk.start.clone(),
-                    },
-                };
-                records.push(record);
-                continue;
-            }
-        };
-        let line = &batch.data[range];
-        let raw = line.strip_suffix(b"\r").unwrap_or(line);
-        let begin = output.len();
-        if let Some(written) = formatter.write_direct(raw, &mut output) {
-            unhashed.push((records.len(), raw));
-            records.push(Record::Event {
-                hash: placeholder,
-                start: written.start,
-                output: begin..output.len(),
-                formatted: Formatted {
-                    decode_errors: written.decode_errors,
-                    shrunk: false,
-                },
-            });
-            continue;
-        }
-        let (raw, kind) = classify_line(line, terminated);
-        let record = match kind {
-            LineKind::Blank => continue,
-            LineKind::Context(context) => Record::Context(context),
-            LineKind::Event(value) => {
-                unhashed.push((records.len(), raw));
-                let hash = placeholder;
-                let start = event_start(&value);
-                let begin = output.len();
-                let formatted = formatter.write(raw, value, &mut output);
-                Record::Event {
-                    hash,
-                    start,
-                    output: begin..output.len(),
-                    formatted,
                 }
             }
-            LineKind::NotJson => Record::Bad(raw[..raw.len().min(80)].to_vec()),
-            LineKind::CutTail => Record::CutTail,
-        };
-        records.push(record);
+        }
     }
+    let BatchOutput {
+        output,
+        mut records,
+        unhashed,
+        ..
+    } = out;
+    // Event lines are hashed together at the end (several at once where the CPU allows: see
+    // `Identity::hash_lines`); until then their records hold a placeholder.
     let lines: Vec<&[u8]> = unhashed.iter().map(|&(_, raw)| raw).collect();
     let mut hashes = Vec::with_capacity(lines.len());
     identity.hash_lines(&lines, &mut hashes);
@@ -154,7 +157,81 @@ fn format_batch(
             *hash = hashed;
         }
     }
-    FormattedBatch { output, records }
+    FormattedBatch {
+        output,
+        records,
+        spent: chunks,
+    }
+}
+
+/// One batch's records and output lines, as they are made.
+struct BatchOutput<'f, 'a> {
+    formatter: &'f mut Formatter,
+    output: Vec<u8>,
+    records: Vec<Record>,
+    /// Event records still to be hashed, and their raw lines.
+    unhashed: Vec<(usize, &'a [u8])>,
+    placeholder: EventHash,
+}
+
+impl<'a> BatchOutput<'_, 'a> {
+    fn line(&mut self, line: &'a [u8], terminated: bool) {
+        let raw = line.strip_suffix(b"\r").unwrap_or(line);
+        let begin = self.output.len();
+        if let Some(written) = self.formatter.write_direct(raw, &mut self.output) {
+            self.unhashed.push((self.records.len(), raw));
+            let formatted = Formatted {
+                decode_errors: written.decode_errors,
+                shrunk: false,
+            };
+            self.event(self.placeholder, written.start, begin, formatted);
+            return;
+        }
+        let (raw, kind) = classify_line(line, terminated);
+        let record = match kind {
+            LineKind::Blank => return,
+            LineKind::Context(context) => Record::Context(context),
+            LineKind::Event(value) => {
+                self.unhashed.push((self.records.len(), raw));
+                let start = event_start(&value);
+                let formatted = self.formatter.write(raw, value, &mut self.output);
+                return self.event(self.placeholder, start, begin, formatted);
+            }
+            LineKind::NotJson => Record::Bad(raw[..raw.len().min(80)].to_vec()),
+            LineKind::CutTail => Record::CutTail,
+        };
+        self.records.push(record);
+    }
+
+    fn oversized(&mut self, shrunk: &Shrunk, terminated: bool) {
+        let record = match oversized_event(shrunk) {
+            Some((json, value)) => {
+                let start = event_start(&value);
+                let begin = self.output.len();
+                let mut formatted = self.formatter.write(json, value, &mut self.output);
+                formatted.shrunk = true;
+                return self.event(shrunk.hash, start, begin, formatted);
+            }
+            None if !terminated => Record::CutTail,
+            None => Record::Oversized {
+                length: shrunk.length,
+                start: shrunk.start.clone(),
+            },
+        };
+        self.records.push(record);
+    }
+
+    /// The event whose line was written from `begin` on: ended with `\n`, recorded.
+    fn event(&mut self, hash: EventHash, start: Option<f64>, begin: usize, formatted: Formatted) {
+        let line = begin..self.output.len();
+        self.output.push(b'\n');
+        self.records.push(Record::Event {
+            hash,
+            start,
+            output: line,
+            formatted,
+        });
+    }
 }
 
 /// Format workers, each with its own formatter (and decoder scratch space), for a whole run.

@@ -29,6 +29,8 @@ const START_KEPT: usize = 200;
 pub struct Shrunk {
     /// The raw line's length (without `\n` and a `\r` before it).
     pub length: usize,
+    /// A `\r` ended the line (left out of `length` and of the hash).
+    pub ended_in_cr: bool,
     /// The identity hash of the raw line, as [`Identity::hash`] gives it.
     pub hash: EventHash,
     /// Its first bytes, for a report.
@@ -157,6 +159,7 @@ impl Shrinker {
         });
         Shrunk {
             length: self.length,
+            ended_in_cr: self.pending_cr,
             hash: self.hasher.finish(),
             start: self.start,
             json,

@@ -204,21 +204,49 @@ impl Sink {
         self.buffer.push(b'\n');
     }
 
+    /// Buffer whole lines, each already ending in `\n`. No I/O.
+    pub fn append_lines(&mut self, lines: &[u8]) {
+        self.buffer.extend_from_slice(lines);
+    }
+
+    /// Whether `length` bytes of whole lines are better written as they are (one write of
+    /// their own, after what is buffered) than copied into the buffer first: once they would
+    /// fill it anyway, copying buys no fewer writes.
+    pub fn writes_directly(&self, length: usize) -> bool {
+        length >= BUFFER_SIZE
+    }
+
+    /// Write out everything buffered, then `lines` (whole lines, each ending in `\n`) straight
+    /// from where they are: a worker's batch kept whole is not copied once more.
+    pub fn write_through(&mut self, lines: &[u8]) -> Result<(), OutputError> {
+        self.flush()?;
+        self.write_out(lines)
+    }
+
     /// Write out everything buffered.
     pub fn flush(&mut self) -> Result<(), OutputError> {
+        let buffer = std::mem::take(&mut self.buffer);
+        let written = self.write_out(&buffer);
+        self.buffer = buffer;
+        if written.is_ok() {
+            self.buffer.clear();
+        }
+        written
+    }
+
+    fn write_out(&mut self, lines: &[u8]) -> Result<(), OutputError> {
         if self.failed {
             return Err(OutputError::Write {
                 target: self.destination.describe(),
                 source: io::Error::other("an earlier write failed; nothing more is written"),
             });
         }
-        if self.buffer.is_empty() {
+        if lines.is_empty() {
             return Ok(());
         }
-        match self.destination.write_lines(&self.buffer) {
+        match self.destination.write_lines(lines) {
             Ok(()) => {
-                self.written += self.buffer.len() as u64;
-                self.buffer.clear();
+                self.written += lines.len() as u64;
                 Ok(())
             }
             Err(error) => {
@@ -388,6 +416,50 @@ mod tests {
             error.to_string().contains("create its directory"),
             "{error}"
         );
+    }
+
+    /// Keeps every write it is given, apart.
+    struct Writes(std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>);
+
+    impl Destination for Writes {
+        fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+            self.0.borrow_mut().push(lines.to_vec());
+            Ok(())
+        }
+        fn make_durable(&mut self) -> io::Result<Option<OutputPosition>> {
+            Ok(None)
+        }
+        fn describe(&self) -> String {
+            "writes".into()
+        }
+    }
+
+    #[test]
+    fn lines_written_through_follow_what_was_buffered_each_in_one_write() {
+        let writes = std::rc::Rc::default();
+        let mut sink = Sink::new(Box::new(Writes(std::rc::Rc::clone(&writes))));
+        sink.append(b"a");
+        sink.append_lines(b"b\nc\n");
+        let long = b"x\n".repeat(BUFFER_SIZE / 2);
+        assert!(sink.writes_directly(long.len()));
+        assert!(!sink.writes_directly(BUFFER_SIZE - 1));
+        sink.write_through(&long).unwrap();
+        assert_eq!(*writes.borrow(), vec![b"a\nb\nc\n".to_vec(), long.clone()]);
+        // Nothing buffered: one write, the lines alone.
+        sink.write_through(b"d\n").unwrap();
+        sink.commit().unwrap();
+        assert_eq!(writes.borrow().len(), 3);
+        assert_eq!(writes.borrow()[2], b"d\n");
+        assert_eq!(sink.written, 6 + long.len() as u64 + 2);
+    }
+
+    #[test]
+    fn after_a_failed_write_through_nothing_more_is_written() {
+        let (mut sink, _) = open(&OutputTarget::File("/dev/full".into()), None, false).unwrap();
+        let error = sink.write_through(b"{\"a\":1}\n").unwrap_err().to_string();
+        assert!(error.contains("No space left"), "{error}");
+        let again = sink.write_through(b"{\"b\":2}\n").unwrap_err().to_string();
+        assert!(again.contains("an earlier write failed"), "{again}");
     }
 
     #[test]

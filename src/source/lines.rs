@@ -6,7 +6,8 @@
 
 use crate::checkpoint::Identity;
 use crate::pipeline::shrink::{Shrinker, Shrunk};
-use memchr::memchr;
+use memchr::{memchr, memrchr};
+use std::ops::Range;
 
 /// Something that yields the stream's chunks in order.
 pub trait ChunkSource {
@@ -144,6 +145,48 @@ impl<S: ChunkSource> Lines<S> {
         })
     }
 
+    /// The rest of the current chunk up to its last `\n`, handed over as it is: its lines are
+    /// split by whoever takes it (a format worker), so the common case neither copies nor scans
+    /// a line here. What follows that `\n` stays as the start of the next line. `None` when a
+    /// line begun in an earlier chunk is still open (only [`Lines::next_line`] completes it) or
+    /// no `\n` is left in this chunk.
+    pub fn take_whole_lines(&mut self) -> Option<(Vec<u8>, Range<usize>)> {
+        if self.partial_lent {
+            self.partial.clear();
+            self.partial_lent = false;
+        }
+        if !self.partial.is_empty() || self.oversized.is_some() {
+            return None;
+        }
+        let rest = self.chunk.get(self.position..)?;
+        let last = memrchr(b'\n', rest)?;
+        let whole = self.position..self.position + last + 1;
+        self.partial.extend_from_slice(&self.chunk[whole.end..]);
+        self.shrink_if_too_long();
+        self.position = 0;
+        Some((std::mem::take(&mut self.chunk), whole))
+    }
+
+    /// Hand a chunk taken with [`Lines::take_whole_lines`] back to the source, for reuse.
+    pub fn recycle(&mut self, chunk: Vec<u8>) {
+        self.source.recycle(chunk);
+    }
+
+    /// The longest line held whole; a longer one is shrunk (see [`crate::pipeline::shrink`]).
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
+    /// The line in progress grew: once too long to hold, it is shrunk as it streams.
+    fn shrink_if_too_long(&mut self) {
+        if self.partial.len() > self.max_line {
+            let mut shrinker = Shrinker::new(&self.identity);
+            shrinker.feed(&self.partial);
+            self.partial = Vec::new();
+            self.oversized = Some(shrinker);
+        }
+    }
+
     fn find_next(&mut self) -> Result<Found, S::Error> {
         loop {
             if self.position < self.chunk.len() {
@@ -179,13 +222,7 @@ impl<S: ChunkSource> Lines<S> {
                             shrinker.feed(rest);
                         } else {
                             self.partial.extend_from_slice(rest);
-                            if self.partial.len() > self.max_line {
-                                // Too long to hold: from here on it is shrunk as it streams.
-                                let mut shrinker = Shrinker::new(&self.identity);
-                                shrinker.feed(&self.partial);
-                                self.partial = Vec::new();
-                                self.oversized = Some(shrinker);
-                            }
+                            self.shrink_if_too_long();
                         }
                     }
                 }
@@ -341,6 +378,69 @@ mod tests {
             assert_eq!(value["big"].as_str().unwrap().len(), 5_000);
             assert_eq!(lines.next_line().unwrap(), Some(Line::Complete(b"next")));
         }
+    }
+
+    /// Lines as the page reader takes them: whole runs of a chunk where it can, one line at a
+    /// time where a line straddles chunks; the runs split here as a worker splits them.
+    fn lines_taking_whole_runs(chunks: &[&[u8]], max_line: usize) -> Vec<String> {
+        let source = Chunks(
+            chunks
+                .iter()
+                .map(|c| c.to_vec())
+                .collect::<Vec<_>>()
+                .into_iter(),
+        );
+        let mut lines = Lines::new(source, max_line, &Identity::random());
+        let mut out = Vec::new();
+        loop {
+            if let Some((chunk, range)) = lines.take_whole_lines() {
+                assert_eq!(chunk[range.end - 1], b'\n', "a run ends with a whole line");
+                for line in chunk[range].split_inclusive(|&b| b == b'\n') {
+                    let line = &line[..line.len() - 1];
+                    out.push(if line.len() > max_line {
+                        format!("O:{}:{}", line.len(), String::from_utf8_lossy(line))
+                    } else {
+                        format!("C:{}", String::from_utf8_lossy(line))
+                    });
+                }
+                continue;
+            }
+            match lines.next_line().unwrap() {
+                Some(Line::Complete(l)) => out.push(format!("C:{}", String::from_utf8_lossy(l))),
+                Some(Line::Unterminated(l)) => {
+                    out.push(format!("U:{}", String::from_utf8_lossy(l)))
+                }
+                Some(Line::Oversized { shrunk, terminated }) => out.push(format!(
+                    "O{}:{}:{}",
+                    if terminated { "" } else { "U" },
+                    shrunk.length,
+                    String::from_utf8_lossy(&shrunk.start)
+                )),
+                None => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn taking_whole_runs_of_a_chunk_gives_the_same_lines_at_every_split() {
+        let text = b"first line\nsecond\r\n\nthird is the long one\nend\nno end";
+        let expected = lines_of(&[text], 15);
+        assert!(expected.iter().any(|l| l.starts_with("O:")), "{expected:?}");
+        for cut in 0..text.len() {
+            for second in cut..text.len() {
+                let chunks = [&text[..cut], &text[cut..second], &text[second..]];
+                assert_eq!(
+                    lines_taking_whole_runs(&chunks, 15),
+                    expected,
+                    "cuts at {cut} and {second}"
+                );
+            }
+        }
+        // A line too long to hold that starts after a run, in the run's chunk.
+        let tail = lines_taking_whole_runs(&[b"ok\nthis one grows too long", b" indeed\nx\n"], 15);
+        assert_eq!(tail[0], "C:ok");
+        assert!(tail[1].starts_with("O:30:this one grows"), "{tail:?}");
+        assert_eq!(tail[2], "C:x");
     }
 
     #[test]

@@ -49,12 +49,20 @@ pub struct Event<'a> {
     pub start: Option<f64>,
     /// The output line (without newline).
     pub line: &'a [u8],
+    /// Where `line` starts in its batch's output (see [`Deliver::end_of_batch`]).
+    pub at: usize,
     pub formatted: Formatted,
 }
 
 /// What happens to each event of the page, in order.
 pub trait Deliver {
     fn event(&mut self, event: Event<'_>) -> anyhow::Result<Flow>;
+    /// The events of one batch were all handed over, or the page stopped among them. `output`
+    /// holds their lines, each at its [`Event::at`] and followed by `\n`: a receiver that kept
+    /// adjacent events can write them from here as they are, without copying them first.
+    fn end_of_batch(&mut self, _output: &[u8]) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -177,11 +185,16 @@ impl PageReader {
             };
             if let Some(taken) = taken {
                 match taken {
-                    Ok(batch) => match page.apply(batch, stats, deliver) {
-                        Ok(true) => continue,
-                        Ok(false) => break Ok(()),
-                        Err(error) => break Err(error),
-                    },
+                    Ok(mut batch) => {
+                        for chunk in batch.spent.drain(..) {
+                            lines.recycle(chunk);
+                        }
+                        match page.apply(batch, stats, deliver) {
+                            Ok(true) => continue,
+                            Ok(false) => break Ok(()),
+                            Err(error) => break Err(error),
+                        }
+                    }
                     Err(error) => break Err(error.into()),
                 }
             }
@@ -253,17 +266,33 @@ where
     S: ChunkSource<Error = Failure>,
 {
     let mut batch = LineBatch {
-        data: Vec::with_capacity(BATCH_BYTES + 4096),
-        items: Vec::new(),
+        max_line: lines.max_line(),
+        ..LineBatch::default()
     };
     // Shrunk oversized lines count too, so a batch of them stays about BATCH_BYTES.
     let mut shrunk_bytes = 0;
-    while batch.data.len() + shrunk_bytes < BATCH_BYTES && batch.items.len() < BATCH_LINES {
+    let mut whole_bytes = 0;
+    while batch.data.len() + whole_bytes + shrunk_bytes < BATCH_BYTES
+        && batch.items.len() < BATCH_LINES
+    {
+        // Most of the body goes as the reader's own chunks; only lines that straddle two are
+        // copied (below).
+        if let Some((chunk, range)) = lines.take_whole_lines() {
+            stats.bytes += range.len() as u64;
+            whole_bytes += range.len();
+            batch.items.push(Item::Whole {
+                chunk: batch.chunks.len(),
+                range,
+            });
+            batch.chunks.push(chunk);
+            continue;
+        }
         let (bytes, terminated) = match lines.next_line() {
             Ok(Some(Line::Complete(bytes))) => (bytes, true),
             Ok(Some(Line::Unterminated(bytes))) => (bytes, false),
             Ok(Some(Line::Oversized { shrunk, terminated })) => {
-                stats.bytes += shrunk.length as u64 + u64::from(terminated);
+                stats.bytes +=
+                    shrunk.length as u64 + u64::from(shrunk.ended_in_cr) + u64::from(terminated);
                 shrunk_bytes += shrunk.json.as_ref().map_or(0, Vec::len);
                 batch.items.push(Item::Oversized { shrunk, terminated });
                 continue;
@@ -298,7 +327,22 @@ impl PageState {
         stats: &mut PageStats,
         deliver: &mut impl Deliver,
     ) -> Result<bool, PageError> {
-        for record in batch.records {
+        let applied = self.apply_records(batch.records, &batch.output, stats, deliver);
+        // However the batch ended, what the receiver kept of it goes out.
+        let ended = deliver.end_of_batch(&batch.output);
+        let go_on = applied?;
+        ended.map_err(PageError::Handler)?;
+        Ok(go_on)
+    }
+
+    fn apply_records(
+        &mut self,
+        records: Vec<Record>,
+        output: &[u8],
+        stats: &mut PageStats,
+        deliver: &mut impl Deliver,
+    ) -> Result<bool, PageError> {
+        for record in records {
             if self.context.is_some() {
                 return Err(PageError::Api(ApiError::Malformed(
                     "data follows the context line, which must be the last line".into(),
@@ -308,14 +352,15 @@ impl PageState {
                 Record::Event {
                     hash,
                     start,
-                    output,
+                    output: line,
                     formatted,
                 } => {
                     stats.events += 1;
                     let event = Event {
                         hash,
                         start,
-                        line: &batch.output[output],
+                        at: line.start,
+                        line: &output[line],
                         formatted,
                     };
                     match deliver.event(event) {

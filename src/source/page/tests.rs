@@ -25,10 +25,12 @@ impl SpillCounter for Chunks {}
 struct Collect {
     events: Vec<String>,
     stop_after: Option<usize>,
+    shrunk: usize,
 }
 
 impl Deliver for Collect {
     fn event(&mut self, event: Event<'_>) -> anyhow::Result<Flow> {
+        self.shrunk += usize::from(event.formatted.shrunk);
         self.events
             .push(String::from_utf8(event.line.to_vec()).unwrap());
         Ok(match self.stop_after {
@@ -61,23 +63,25 @@ fn read(
     body: &str,
     stop_after: Option<usize>,
 ) -> (Result<PageEnd, PageError>, PageStats, Vec<String>) {
-    read_chunks(vec![body.as_bytes().to_vec()], None, stop_after)
+    let (result, stats, events, _) = read_chunks(vec![body.as_bytes().to_vec()], None, stop_after);
+    (result, stats, events)
 }
 
 fn read_chunks(
     chunks: Vec<Vec<u8>>,
     failure: Option<Failure>,
     stop_after: Option<usize>,
-) -> (Result<PageEnd, PageError>, PageStats, Vec<String>) {
+) -> (Result<PageEnd, PageError>, PageStats, Vec<String>, usize) {
     let mut stats = PageStats::default();
     let mut collect = Collect {
         events: Vec::new(),
         stop_after,
+        shrunk: 0,
     };
     let pool = raw_pool();
     let lines = Lines::new(Chunks(chunks.into_iter(), failure), 1024, pool.identity());
     let result = reader().read_lines(lines, &mut stats, &pool, &mut collect);
-    (result, stats, collect.events)
+    (result, stats, collect.events, collect.shrunk)
 }
 
 const E1: &str = r#"{"type":"akamai_siem","httpMessage":{"requestId":"1"}}"#;
@@ -197,7 +201,7 @@ fn the_receiver_can_stop_the_page() {
 #[test]
 fn a_network_failure_after_some_events_is_reported_after_them() {
     let chunks = vec![format!("{E1}\n").into_bytes()];
-    let (result, _, events) = read_chunks(
+    let (result, _, events, _) = read_chunks(
         chunks,
         Some(Failure::Source(ApiError::Network {
             host: "h".into(),
@@ -224,6 +228,7 @@ fn a_stop_signal_interrupts_the_page() {
     let mut collect = Collect {
         events: Vec::new(),
         stop_after: None,
+        shrunk: 0,
     };
     let result = reader.read_lines(lines, &mut PageStats::default(), &raw_pool(), &mut collect);
     assert!(matches!(result, Err(PageError::Interrupted)));
@@ -241,7 +246,7 @@ fn many_batches_across_workers_keep_their_order() {
     body.push_str(&format!("{{\"total\":{count},\"offset\":\"x\"}}\n"));
     // Uneven chunks, so lines straddle chunk and batch boundaries.
     let chunks: Vec<Vec<u8>> = body.as_bytes().chunks(7_777).map(<[u8]>::to_vec).collect();
-    let (result, stats, events) = read_chunks(chunks, None, None);
+    let (result, stats, events, _) = read_chunks(chunks, None, None);
     assert!(matches!(result, Ok(PageEnd::Complete(_))), "{result:?}");
     assert_eq!(stats.events, count);
     for (i, line) in events.iter().enumerate() {
@@ -250,6 +255,36 @@ fn many_batches_across_workers_keep_their_order() {
             "position {i}: {line}"
         );
     }
+}
+
+#[test]
+fn a_line_too_long_to_hold_is_shrunk_alike_inside_one_chunk_or_across_many() {
+    // Inside one chunk the worker shrinks it; across chunks the splitter does, as it streams.
+    let big = format!(
+        r#"{{"type":"akamai_siem","httpMessage":{{"requestId":"big","path":"/{}"}}}}"#,
+        "p".repeat(3_000)
+    );
+    let body = format!("{E1}\n{big}\r\n{E2}\n{{\"total\":3,\"offset\":\"x\"}}\n");
+    let mut seen = Vec::new();
+    for size in [body.len(), 7, 1_000, 2_048] {
+        let chunks = body.as_bytes().chunks(size).map(<[u8]>::to_vec).collect();
+        let (result, stats, events, shrunk) = read_chunks(chunks, None, None);
+        assert!(
+            matches!(result, Ok(PageEnd::Complete(_))),
+            "{size}: {result:?}"
+        );
+        assert_eq!((stats.events, shrunk), (3, 1), "chunks of {size}");
+        assert_eq!(stats.bytes, body.len() as u64, "chunks of {size}");
+        assert_eq!(events[0], E1);
+        assert_eq!(events[2], E2);
+        assert!(
+            events[1].contains("\"oversizedEvent\""),
+            "{size}: {}",
+            events[1]
+        );
+        seen.push(events);
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:#?}");
 }
 
 #[test]
@@ -267,6 +302,7 @@ fn a_pool_serves_page_after_page_without_leaking_results() {
             events: Vec::new(),
             // Stop early on the first page: its in-flight batches must not reach page two.
             stop_after: (page == 0).then_some(10),
+            shrunk: 0,
         };
         let lines = Lines::new(
             Chunks(vec![body.into_bytes()].into_iter(), None),
