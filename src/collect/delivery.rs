@@ -2,8 +2,7 @@
 //! checked, lines buffered and written, hashes journalled for exactly the lines that went out.
 
 use super::*;
-use crate::sink::OutputError;
-use std::ops::Range;
+use crate::sink::{KeptLines, journal};
 
 /// Everything that happens to one formatted event, in page order.
 pub(super) struct Delivery {
@@ -26,8 +25,8 @@ pub(super) struct Delivery {
     pub(super) progress: ProgressLine,
     /// The run's budget shared with other tenants: asked for more when this one's is spent.
     pub(super) pool: Option<std::sync::Arc<BudgetPool>>,
-    /// Runs of adjacent kept lines in the current batch's output, written at its end.
-    pub(super) kept: Vec<Range<usize>>,
+    /// What is kept of the current batch, written at its end.
+    pub(super) kept: KeptLines,
 }
 
 impl Deliver for Delivery {
@@ -51,7 +50,7 @@ impl Deliver for Delivery {
                 return Ok(Flow::Stop);
             }
         }
-        self.keep(event.at..event.at + event.line.len() + 1);
+        self.kept.keep(event.at..event.at + event.line.len() + 1);
         self.seen.record(event.hash);
         self.events += 1;
         self.bytes += length;
@@ -61,16 +60,23 @@ impl Deliver for Delivery {
         Ok(Flow::Continue)
     }
 
-    /// The kept lines go out in runs of adjacent ones: a batch kept whole (the usual case) is
-    /// one write straight from the worker's output; short runs are gathered in the buffer.
+    /// What was kept of the batch goes out (see [`KeptLines`]).
     fn end_of_batch(&mut self, output: &[u8]) -> anyhow::Result<()> {
-        let mut runs = std::mem::take(&mut self.kept);
-        let written = runs
-            .iter()
-            .try_for_each(|run| self.write_run(&output[run.clone()]));
-        runs.clear();
-        self.kept = runs;
-        written
+        let (events, bytes) = (self.events, self.bytes);
+        let Delivery {
+            kept,
+            sink,
+            seen,
+            written_events,
+            written_bytes,
+            ..
+        } = self;
+        kept.write_to(output, sink, |written| {
+            if written.is_ok() {
+                (*written_events, *written_bytes) = (events, bytes);
+            }
+            journal(seen, written)
+        })
     }
 }
 
@@ -108,43 +114,11 @@ impl Delivery {
             "kept lines are written at their batch's end"
         );
         let written = self.sink.flush();
-        self.written_or_not(written)
-    }
-
-    /// After a write: journal what it took, or, when it failed, forget what it held.
-    fn written_or_not(&mut self, written: Result<(), OutputError>) -> anyhow::Result<()> {
-        if let Err(error) = written {
-            // Unknown how much reached the reader: not journalled, so at worst sent twice.
-            self.seen.discard_pending();
-            return Err(error.into());
+        if written.is_ok() {
+            self.written_events = self.events;
+            self.written_bytes = self.bytes;
         }
-        self.written_events = self.events;
-        self.written_bytes = self.bytes;
-        self.seen.flush()?;
-        Ok(())
-    }
-
-    fn write_run(&mut self, lines: &[u8]) -> anyhow::Result<()> {
-        if self.sink.writes_directly(lines.len()) {
-            let written = self.sink.write_through(lines);
-            return self.written_or_not(written);
-        }
-        if self.sink.needs_flush_before(lines.len()) {
-            self.flush()?;
-        }
-        self.sink.append_lines(lines);
-        if self.sink.is_full() {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Note a kept line (with its `\n`) of the current batch, joining the run it follows.
-    fn keep(&mut self, line: Range<usize>) {
-        match self.kept.last_mut() {
-            Some(run) if run.end == line.start => run.end = line.end,
-            _ => self.kept.push(line),
-        }
+        journal(&mut self.seen, written)
     }
 }
 
@@ -189,7 +163,7 @@ mod tests {
             budget_hit: None,
             progress: ProgressLine::new(None),
             pool: None,
-            kept: Vec::new(),
+            kept: KeptLines::default(),
         }
     }
 

@@ -294,7 +294,7 @@ impl<'a> Collector<'a> {
                 budget_hit: None,
                 progress: ProgressLine::new(None),
                 pool: setup.pool.clone(),
-                kept: Vec::new(),
+                kept: Default::default(),
             },
             checkpointing,
             planner,

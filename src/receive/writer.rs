@@ -9,7 +9,7 @@ use crate::checkpoint::{RunLock, Seen, State, StateFile};
 use crate::config::{OutputSettings, OutputTarget, StateSettings};
 use crate::diagnostics::error_reporting;
 use crate::pipeline::pool::{FormatPool, FormattedBatch, InFlight, Record, default_workers};
-use crate::sink::{self, Reconciled, Sink};
+use crate::sink::{self, KeptLines, Reconciled, Sink, journal};
 use crate::source::lines::{ChunkSource, Lines};
 use crate::source::page::{PageStats, next_batch, note_bad_line};
 use crate::source::spool::Failure;
@@ -308,7 +308,7 @@ impl Writer {
     /// then the state that names both.
     fn commit(&mut self) -> anyhow::Result<()> {
         let (sink, seen) = self.open.as_mut().expect("opened before committing");
-        flush(sink, seen)?;
+        journal(seen, sink.flush())?;
         let output = sink.commit()?;
         let position = seen.sync()?;
         self.state.record_output(output);
@@ -333,6 +333,7 @@ fn apply(
     counts: &mut BodyCounts,
     stats: &mut PageStats,
 ) -> anyhow::Result<()> {
+    let mut kept = KeptLines::default();
     for record in batch.records {
         match record {
             Record::Event { hash, output, .. } => {
@@ -340,16 +341,9 @@ fn apply(
                     counts.duplicates += 1;
                     continue;
                 }
-                let line = &batch.output[output];
-                if sink.needs_flush_before(line.len()) {
-                    flush(sink, seen)?;
-                }
-                sink.append(line);
+                kept.keep(output.start..output.end + 1);
                 seen.record(hash);
                 counts.events += 1;
-                if sink.is_full() {
-                    flush(sink, seen)?;
-                }
             }
             // DataStream's metadata object (`limit`, `offset`, `total`): not an event.
             Record::Context(_) => counts.metadata += 1,
@@ -359,17 +353,7 @@ fn apply(
             Record::CutTail => note_bad_line(stats, b""),
         }
     }
-    Ok(())
-}
-
-/// Write the buffered lines, then journal exactly their hashes.
-fn flush(sink: &mut Sink, seen: &mut Seen) -> anyhow::Result<()> {
-    if let Err(error) = sink.flush() {
-        seen.discard_pending();
-        return Err(error.into());
-    }
-    seen.flush()?;
-    Ok(())
+    kept.write_to(&batch.output, sink, |written| journal(seen, written))
 }
 
 /// A body in memory, in pieces for the line splitter.

@@ -18,9 +18,10 @@ pub use file::repair_torn_tail;
 pub use http::probe as probe_http;
 pub use stdout::PIPE_LOCK;
 
-use crate::checkpoint::OutputPosition;
+use crate::checkpoint::{OutputPosition, Seen};
 use crate::config::OutputTarget;
 use std::io;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -157,6 +158,64 @@ pub fn open_stoppable(
         sink.set_stop(stop);
     }
     Ok((sink, reconciled))
+}
+
+/// Lines kept from one batch of a worker's output (each with its `\n`), as runs of adjacent
+/// ones. A batch kept whole (the usual case) is one write straight from the worker's output;
+/// short runs are gathered in the sink's buffer as single lines are.
+#[derive(Default)]
+pub struct KeptLines {
+    runs: Vec<Range<usize>>,
+}
+
+impl KeptLines {
+    /// A kept line (its range in the batch's output, with its `\n`), joining the run it follows.
+    pub fn keep(&mut self, line: Range<usize>) {
+        match self.runs.last_mut() {
+            Some(run) if run.end == line.start => run.end = line.end,
+            _ => self.runs.push(line),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Hand every run, in order, to `sink`, and forget them. Each write the sink makes is
+    /// followed by `written` with its outcome, so the caller journals exactly what went out.
+    pub fn write_to(
+        &mut self,
+        output: &[u8],
+        sink: &mut Sink,
+        mut written: impl FnMut(Result<(), OutputError>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        for run in self.runs.drain(..) {
+            let lines = &output[run];
+            if sink.writes_directly(lines.len()) {
+                written(sink.write_through(lines))?;
+                continue;
+            }
+            if sink.needs_flush_before(lines.len()) {
+                written(sink.flush())?;
+            }
+            sink.append_lines(lines);
+            if sink.is_full() {
+                written(sink.flush())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// After a write to the output: journal exactly the hashes it took, or, when it failed, none of
+/// them: how much reached the reader is unknown, so at worst those events are sent twice.
+pub fn journal(seen: &mut Seen, written: Result<(), OutputError>) -> anyhow::Result<()> {
+    if let Err(error) = written {
+        seen.discard_pending();
+        return Err(error.into());
+    }
+    seen.flush()?;
+    Ok(())
 }
 
 pub struct Sink {
