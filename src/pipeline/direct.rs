@@ -252,10 +252,12 @@ impl Direct {
                 return None;
             }
             if let Some(ip) = srcip {
-                let mut member = Vec::with_capacity(ip.len() + 12);
-                member.extend_from_slice(b",\"srcip\":");
-                write_string(ip, &mut member);
-                out.splice(members_at..members_at, member);
+                // Written at the end and rotated into place: no allocation, one move.
+                let end = out.len();
+                out.extend_from_slice(b",\"srcip\":");
+                write_string(ip, out);
+                let member = out.len() - end;
+                out[members_at..].rotate_right(member);
             }
             if out.len() - begin > max_line_bytes {
                 return None;

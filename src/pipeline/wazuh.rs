@@ -63,12 +63,48 @@ const INDEX_CLASHES: &[&str] = &["port", "timestamp"];
 /// An event field at the top level with a reserved name is kept under `akamai_<name>`: static
 /// fields, index clashes, and the two names this shaping adds.
 pub(crate) fn is_reserved_top_level(name: &str) -> bool {
-    ["integration", "srcip"]
+    // Asked for every top-level key of every event, nearly always of a name that is not
+    // reserved: the first byte and the length rule out almost all of them at once.
+    let bytes = name.as_bytes();
+    let could_be = match bytes.first() {
+        Some(&first) if bytes.len() < 16 => {
+            RESERVED_SHAPES[first.to_ascii_lowercase() as usize] & (1 << bytes.len()) != 0
+        }
+        _ => false,
+    };
+    could_be && reserved_top_level().any(|reserved| reserved.eq_ignore_ascii_case(name))
+}
+
+fn reserved_top_level() -> impl Iterator<Item = &'static &'static str> {
+    SHAPING_NAMES
         .iter()
         .chain(STATIC_FIELDS)
         .chain(INDEX_CLASHES)
-        .any(|reserved| reserved.eq_ignore_ascii_case(name))
 }
+
+/// The names this shaping adds.
+const SHAPING_NAMES: &[&str] = &["integration", "srcip"];
+
+/// For each lower-case first byte, one bit per length (below 16) of a reserved name with it.
+const RESERVED_SHAPES: [u16; 256] = {
+    let mut shapes = [0u16; 256];
+    let lists = [SHAPING_NAMES, STATIC_FIELDS, INDEX_CLASHES];
+    let mut list = 0;
+    while list < lists.len() {
+        let mut at = 0;
+        while at < lists[list].len() {
+            let name = lists[list][at].as_bytes();
+            assert!(
+                !name.is_empty() && name.len() < 16,
+                "a reserved name of 1 to 15 bytes"
+            );
+            shapes[name[0].to_ascii_lowercase() as usize] |= 1 << name.len();
+            at += 1;
+        }
+        list += 1;
+    }
+    shapes
+};
 
 pub const CUT_FIELDS: &str = "cutFields";
 pub const RENAMED_FIELDS: &str = "renamedFields";

@@ -144,3 +144,37 @@ fn a_non_object_is_kept_under_a_decodable_key() {
         r#"{"integration":"akamai","unexpectedValue":"[1,2]"}"#
     );
 }
+
+#[test]
+fn the_quick_reserved_name_check_agrees_with_the_lists_in_any_case() {
+    let listed = |name: &str| reserved_top_level().any(|r| r.eq_ignore_ascii_case(name));
+    let mut names: Vec<String> = reserved_top_level()
+        .flat_map(|r| {
+            [
+                r.to_string(),
+                r.to_ascii_uppercase(),
+                format!("{r}x"),
+                r[1..].to_string(),
+            ]
+        })
+        .collect();
+    names.extend(
+        [
+            "",
+            "type",
+            "attackData",
+            "httpMessage",
+            "geo",
+            "userRiskData",
+            "Timestamp",
+            "ID",
+        ]
+        .map(String::from),
+    );
+    names.push("s".repeat(20));
+    for name in &names {
+        assert_eq!(is_reserved_top_level(name), listed(name), "{name:?}");
+    }
+    assert!(is_reserved_top_level("SrcIP") && is_reserved_top_level("timestamp"));
+    assert!(!is_reserved_top_level("srcips") && !is_reserved_top_level("type"));
+}
