@@ -126,29 +126,13 @@ impl Delivery {
 mod tests {
     use super::*;
     use crate::checkpoint::Identity;
-    use crate::sink::{BUFFER_SIZE, Destination};
+    use crate::sink::{BUFFER_SIZE, RecordedWrites};
     use std::cell::RefCell;
     use std::rc::Rc;
 
-    /// Keeps every write it is given, apart.
-    struct Writes(Rc<RefCell<Vec<Vec<u8>>>>);
-
-    impl Destination for Writes {
-        fn write_lines(&mut self, lines: &[u8]) -> std::io::Result<()> {
-            self.0.borrow_mut().push(lines.to_vec());
-            Ok(())
-        }
-        fn make_durable(&mut self) -> std::io::Result<Option<crate::checkpoint::OutputPosition>> {
-            Ok(None)
-        }
-        fn describe(&self) -> String {
-            "writes".into()
-        }
-    }
-
     fn delivery(writes: &Rc<RefCell<Vec<Vec<u8>>>>, max_events: u64) -> Delivery {
         Delivery {
-            sink: Sink::new(Box::new(Writes(Rc::clone(writes)))),
+            sink: Sink::new(Box::new(RecordedWrites(Rc::clone(writes)))),
             seen: Seen::in_memory(1_000),
             max_events,
             max_bytes: u64::MAX,

@@ -336,6 +336,25 @@ impl Sink {
     }
 }
 
+/// A destination that keeps every write it is given apart: for tests of what goes out in
+/// which write.
+#[cfg(test)]
+pub(crate) struct RecordedWrites(pub(crate) std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>);
+
+#[cfg(test)]
+impl Destination for RecordedWrites {
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.0.borrow_mut().push(lines.to_vec());
+        Ok(())
+    }
+    fn make_durable(&mut self) -> io::Result<Option<OutputPosition>> {
+        Ok(None)
+    }
+    fn describe(&self) -> String {
+        "recorded writes".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,26 +496,10 @@ mod tests {
         );
     }
 
-    /// Keeps every write it is given, apart.
-    struct Writes(std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>);
-
-    impl Destination for Writes {
-        fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
-            self.0.borrow_mut().push(lines.to_vec());
-            Ok(())
-        }
-        fn make_durable(&mut self) -> io::Result<Option<OutputPosition>> {
-            Ok(None)
-        }
-        fn describe(&self) -> String {
-            "writes".into()
-        }
-    }
-
     #[test]
     fn lines_written_through_follow_what_was_buffered_each_in_one_write() {
         let writes = std::rc::Rc::default();
-        let mut sink = Sink::new(Box::new(Writes(std::rc::Rc::clone(&writes))));
+        let mut sink = Sink::new(Box::new(RecordedWrites(std::rc::Rc::clone(&writes))));
         sink.append(b"a");
         sink.append_lines(b"b\nc\n");
         let long = b"x\n".repeat(BUFFER_SIZE / 2);
