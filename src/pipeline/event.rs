@@ -275,28 +275,39 @@ mod sse2 {
 
     /// Scans whole 16-byte blocks; returns how far it got and the first escape found there.
     /// SSE2 is part of the x86-64 baseline, so this needs no runtime detection.
+    /// A text of 16 bytes or more is scanned to its end: its last block overlaps the one before
+    /// (the bytes already checked are masked off), so no tail is left to a byte-by-byte loop.
     #[target_feature(enable = "sse2")]
     pub(super) fn first_escape(bytes: &[u8]) -> (usize, Option<usize>) {
         let quote = _mm_set1_epi8(b'"' as i8);
         let backslash = _mm_set1_epi8(b'\\' as i8);
         let control_max = _mm_set1_epi8(0x1f);
-        let mut index = 0;
-        while index + 16 <= bytes.len() {
-            // SAFETY: the 16 bytes at `index` are inside `bytes`; the load is unaligned.
-            let block = unsafe { _mm_loadu_si128(bytes.as_ptr().add(index).cast::<__m128i>()) };
+        let escapes_at = |at: usize| {
+            // SAFETY: callers pass `at + 16 <= bytes.len()`; the load is unaligned.
+            let block = unsafe { _mm_loadu_si128(bytes.as_ptr().add(at).cast::<__m128i>()) };
             // A byte is a control character when min(byte, 0x1f) == byte (unsigned).
             let control = _mm_cmpeq_epi8(_mm_min_epu8(block, control_max), block);
             let special = _mm_or_si128(
                 _mm_cmpeq_epi8(block, quote),
                 _mm_cmpeq_epi8(block, backslash),
             );
-            let mask = _mm_movemask_epi8(_mm_or_si128(control, special));
+            _mm_movemask_epi8(_mm_or_si128(control, special)) as u32
+        };
+        let mut index = 0;
+        while index + 16 <= bytes.len() {
+            let mask = escapes_at(index);
             if mask != 0 {
                 return (index, Some(index + mask.trailing_zeros() as usize));
             }
             index += 16;
         }
-        (index, None)
+        if index == bytes.len() || bytes.len() < 16 {
+            return (index, None);
+        }
+        let last = bytes.len() - 16;
+        let mask = escapes_at(last) >> (index - last);
+        let found = (mask != 0).then(|| index + mask.trailing_zeros() as usize);
+        (bytes.len(), found)
     }
 
     /// The escape bits of 64 bytes, as [`super::escape_bitmap`] sets them.

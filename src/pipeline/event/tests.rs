@@ -128,3 +128,34 @@ fn the_escape_bitmap_marks_exactly_the_bytes_that_need_an_escape() {
     escape_bitmap(&[0x80, 0xff, 0xe9, 0x7f], &mut bits);
     assert_eq!(bits, [0]);
 }
+
+#[test]
+fn the_first_escape_is_found_at_every_length_and_position_in_the_last_block_too() {
+    let needs = |byte: u8| byte == b'"' || byte == b'\\' || byte < 0x20;
+    for length in 0..80 {
+        let clean: Vec<u8> = (0..length).map(|i| b'a' + (i % 26) as u8).collect();
+        assert_eq!(first_escape(&clean), None, "none in {length} bytes");
+        for at in 0..length {
+            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                let mut bytes = clean.clone();
+                bytes[at] = special;
+                assert_eq!(
+                    first_escape(&bytes),
+                    Some(at),
+                    "{special:#x} at {at} of {length}"
+                );
+                // A later escape never hides an earlier one, nor the reverse.
+                if at + 1 < length {
+                    bytes[length - 1] = b'"';
+                    assert_eq!(
+                        first_escape(&bytes),
+                        Some(at),
+                        "{at} then the end, {length}"
+                    );
+                }
+            }
+        }
+        let high: Vec<u8> = (0..length).map(|i| 0x80 + (i % 0x7f) as u8).collect();
+        assert_eq!(first_escape(&high), high.iter().position(|&b| needs(b)));
+    }
+}
