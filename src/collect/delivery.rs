@@ -81,6 +81,35 @@ impl Deliver for Delivery {
 }
 
 impl Delivery {
+    /// Nothing delivered yet: `max_events` and `max_bytes` are this tenant's budget, `pool` the
+    /// run's shared one when tenants share it.
+    pub(super) fn new(
+        sink: Sink,
+        seen: Seen,
+        max_events: u64,
+        max_bytes: u64,
+        pool: Option<std::sync::Arc<BudgetPool>>,
+    ) -> Delivery {
+        Delivery {
+            sink,
+            seen,
+            max_events,
+            max_bytes,
+            events: 0,
+            bytes: 0,
+            written_events: 0,
+            written_bytes: 0,
+            duplicates: 0,
+            events_with_decode_errors: 0,
+            shrunk_events: 0,
+            page_max_start: None,
+            budget_hit: None,
+            progress: ProgressLine::new(None),
+            pool,
+            kept: KeptLines::default(),
+        }
+    }
+
     /// Whether any of the budget is left, asking the shared pool when this tenant's is spent.
     pub(super) fn has_allowance(&mut self) -> bool {
         self.events < self.max_events || self.more_from_the_pool()
@@ -131,24 +160,8 @@ mod tests {
     use std::rc::Rc;
 
     fn delivery(writes: &Rc<RefCell<Vec<Vec<u8>>>>, max_events: u64) -> Delivery {
-        Delivery {
-            sink: Sink::new(Box::new(RecordedWrites(Rc::clone(writes)))),
-            seen: Seen::in_memory(1_000),
-            max_events,
-            max_bytes: u64::MAX,
-            events: 0,
-            bytes: 0,
-            written_events: 0,
-            written_bytes: 0,
-            duplicates: 0,
-            events_with_decode_errors: 0,
-            shrunk_events: 0,
-            page_max_start: None,
-            budget_hit: None,
-            progress: ProgressLine::new(None),
-            pool: None,
-            kept: KeptLines::default(),
-        }
+        let sink = Sink::new(Box::new(RecordedWrites(Rc::clone(writes))));
+        Delivery::new(sink, Seen::in_memory(1_000), max_events, u64::MAX, None)
     }
 
     /// Hands `lines` over as one batch's events (output lines as a worker lays them out), as

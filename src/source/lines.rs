@@ -267,27 +267,30 @@ mod tests {
         }
     }
 
+    fn lines_over(chunks: &[&[u8]], max_line: usize) -> Lines<Chunks> {
+        let chunks: Vec<Vec<u8>> = chunks.iter().map(|c| c.to_vec()).collect();
+        Lines::new(Chunks(chunks.into_iter()), max_line, &Identity::random())
+    }
+
+    /// `C:` complete, `U:` unterminated, `O:`/`OU:` oversized with its length and start.
+    fn describe(line: Line<'_>) -> String {
+        match line {
+            Line::Complete(l) => format!("C:{}", String::from_utf8_lossy(l)),
+            Line::Unterminated(l) => format!("U:{}", String::from_utf8_lossy(l)),
+            Line::Oversized { shrunk, terminated } => format!(
+                "O{}:{}:{}",
+                if terminated { "" } else { "U" },
+                shrunk.length,
+                String::from_utf8_lossy(&shrunk.start)
+            ),
+        }
+    }
+
     fn lines_of(chunks: &[&[u8]], max_line: usize) -> Vec<String> {
-        let source = Chunks(
-            chunks
-                .iter()
-                .map(|c| c.to_vec())
-                .collect::<Vec<_>>()
-                .into_iter(),
-        );
-        let mut lines = Lines::new(source, max_line, &Identity::random());
+        let mut lines = lines_over(chunks, max_line);
         let mut out = Vec::new();
         while let Some(line) = lines.next_line().unwrap() {
-            out.push(match line {
-                Line::Complete(l) => format!("C:{}", String::from_utf8_lossy(l)),
-                Line::Unterminated(l) => format!("U:{}", String::from_utf8_lossy(l)),
-                Line::Oversized { shrunk, terminated } => format!(
-                    "O{}:{}:{}",
-                    if terminated { "" } else { "U" },
-                    shrunk.length,
-                    String::from_utf8_lossy(&shrunk.start)
-                ),
-            });
+            out.push(describe(line));
         }
         out
     }
@@ -383,14 +386,7 @@ mod tests {
     /// Lines as the page reader takes them: whole runs of a chunk where it can, one line at a
     /// time where a line straddles chunks; the runs split here as a worker splits them.
     fn lines_taking_whole_runs(chunks: &[&[u8]], max_line: usize) -> Vec<String> {
-        let source = Chunks(
-            chunks
-                .iter()
-                .map(|c| c.to_vec())
-                .collect::<Vec<_>>()
-                .into_iter(),
-        );
-        let mut lines = Lines::new(source, max_line, &Identity::random());
+        let mut lines = lines_over(chunks, max_line);
         let mut out = Vec::new();
         loop {
             if let Some((chunk, range)) = lines.take_whole_lines() {
@@ -400,22 +396,13 @@ mod tests {
                     out.push(if line.len() > max_line {
                         format!("O:{}:{}", line.len(), String::from_utf8_lossy(line))
                     } else {
-                        format!("C:{}", String::from_utf8_lossy(line))
+                        describe(Line::Complete(line))
                     });
                 }
                 continue;
             }
             match lines.next_line().unwrap() {
-                Some(Line::Complete(l)) => out.push(format!("C:{}", String::from_utf8_lossy(l))),
-                Some(Line::Unterminated(l)) => {
-                    out.push(format!("U:{}", String::from_utf8_lossy(l)))
-                }
-                Some(Line::Oversized { shrunk, terminated }) => out.push(format!(
-                    "O{}:{}:{}",
-                    if terminated { "" } else { "U" },
-                    shrunk.length,
-                    String::from_utf8_lossy(&shrunk.start)
-                )),
+                Some(line) => out.push(describe(line)),
                 None => return out,
             }
         }
