@@ -50,7 +50,7 @@ impl Deliver for Delivery {
                 return Ok(Flow::Stop);
             }
         }
-        self.kept.keep(event.at..event.at + event.line.len() + 1);
+        self.kept.keep(event.at..event.at + event.line.len());
         self.seen.record(event.hash);
         self.events += 1;
         self.bytes += length;

@@ -131,9 +131,7 @@ fn format_batch(
                     start = end + 1;
                     if line.len() > max_line {
                         // As the splitter does with a long line inside one chunk.
-                        let mut shrinker = Shrinker::new(identity);
-                        shrinker.feed(line);
-                        out.oversized(&shrinker.finish(), true);
+                        out.oversized(&Shrinker::shrink(identity, line), true);
                     } else {
                         out.line(line, true);
                     }

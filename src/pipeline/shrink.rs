@@ -104,6 +104,13 @@ impl Shrinker {
         }
     }
 
+    /// A whole line held in memory, shrunk at once (what feeding it in one piece gives).
+    pub fn shrink(identity: &Identity, line: &[u8]) -> Shrunk {
+        let mut shrinker = Shrinker::new(identity);
+        shrinker.feed(line);
+        shrinker.finish()
+    }
+
     /// The next bytes of the line, in order, however they are split.
     pub fn feed(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {

@@ -341,7 +341,7 @@ fn apply(
                     counts.duplicates += 1;
                     continue;
                 }
-                kept.keep(output.start..output.end + 1);
+                kept.keep(output);
                 seen.record(hash);
                 counts.events += 1;
             }

@@ -169,11 +169,13 @@ pub struct KeptLines {
 }
 
 impl KeptLines {
-    /// A kept line (its range in the batch's output, with its `\n`), joining the run it follows.
+    /// A kept line, by its range in the batch's output as the worker recorded it (without the
+    /// `\n` that follows it there), joining the run it follows.
     pub fn keep(&mut self, line: Range<usize>) {
+        let with_newline = line.start..line.end + 1;
         match self.runs.last_mut() {
-            Some(run) if run.end == line.start => run.end = line.end,
-            _ => self.runs.push(line),
+            Some(run) if run.end == with_newline.start => run.end = with_newline.end,
+            _ => self.runs.push(with_newline),
         }
     }
 

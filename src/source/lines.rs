@@ -201,18 +201,16 @@ impl<S: ChunkSource> Lines<S> {
                         }
                         if self.partial.is_empty() {
                             if index > self.max_line {
-                                let mut shrinker = Shrinker::new(&self.identity);
-                                shrinker.feed(&rest[..index]);
-                                return Ok(Found::Oversized(shrinker.finish(), true));
+                                let shrunk = Shrinker::shrink(&self.identity, &rest[..index]);
+                                return Ok(Found::Oversized(shrunk, true));
                             }
                             return Ok(Found::InChunk(start, start + index));
                         }
                         self.partial.extend_from_slice(&rest[..index]);
                         if self.partial.len() > self.max_line {
-                            let mut shrinker = Shrinker::new(&self.identity);
-                            shrinker.feed(&self.partial);
+                            let shrunk = Shrinker::shrink(&self.identity, &self.partial);
                             self.partial.clear();
-                            return Ok(Found::Oversized(shrinker.finish(), true));
+                            return Ok(Found::Oversized(shrunk, true));
                         }
                         return Ok(Found::InPartial);
                     }
