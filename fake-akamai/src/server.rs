@@ -134,21 +134,21 @@ fn handle(shared: &Shared, request: &Request, tls: &mut Tls) -> io::Result<Conne
         nonce: None,
         fault: None,
     };
-    let result = serve(shared, request, &mut record, tls);
-    let connection = match result {
-        Ok(connection) => connection,
-        Err(Outcome::Problem(p)) => {
-            record.status = p.status;
-            write_problem(tls, request, &p)?;
-            Connection::KeepAlive
-        }
-        Err(Outcome::Io(e)) => {
-            lock(&shared.requests).push(record);
-            return Err(e);
-        }
-    };
+    let answer = serve(shared, request, &mut record);
+    if let Err(Outcome::Problem(p)) = &answer {
+        record.status = p.status;
+    }
+    // Recorded before it is answered: a client that exits on the answer must find its request
+    // in `requests()` (a test once read them between the answer and a later push, one short).
     lock(&shared.requests).push(record);
-    Ok(connection)
+    match answer {
+        Ok((page, fault)) => write_page(shared, request, tls, &page, fault.as_ref()),
+        Err(Outcome::Problem(p)) => {
+            write_problem(tls, request, &p)?;
+            Ok(Connection::KeepAlive)
+        }
+        Err(Outcome::Io(e)) => Err(e),
+    }
 }
 
 enum Outcome {
@@ -168,12 +168,12 @@ impl From<io::Error> for Outcome {
     }
 }
 
+/// What to answer: the page to send (and the fault to send it with), or why not.
 fn serve(
     shared: &Shared,
     request: &Request,
     record: &mut RequestRecord,
-    tls: &mut Tls,
-) -> Result<Connection, Outcome> {
+) -> Result<(Page, Option<Fault>), Outcome> {
     let (path, query) = request
         .target
         .split_once('?')
@@ -238,7 +238,7 @@ fn serve(
     record.params = parse_query(query);
     let page = plan_page(shared, &configs, &record.params, now)?;
     record.events = page.ids.len() as u64;
-    write_page(shared, request, tls, &page, fault.as_ref())
+    Ok((page, fault))
 }
 
 /// The gateway's 401.
@@ -517,7 +517,7 @@ fn write_page(
     tls: &mut Tls,
     page: &Page,
     fault: Option<&Fault>,
-) -> Result<Connection, Outcome> {
+) -> io::Result<Connection> {
     let gzip = request.gzip && shared.options.gzip;
     let mut head = String::from(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
